@@ -1,0 +1,43 @@
+package serialport
+
+import (
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestFlowControlOnPty checks that asking for RTS/CTS never fails Open on a
+// pty, and that FlowControl reports what the device's termios really hold, as
+// read through another descriptor.
+func TestFlowControlOnPty(t *testing.T) {
+	for _, want := range []bool{true, false} {
+		master, path := openPty(t)
+		p := openPort(t, Config{Path: path, Baud: 921600, FlowControl: want})
+
+		fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tio, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+		unix.Close(fd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		set := tio.Cflag&unix.CRTSCTS != 0
+		if set != p.FlowControl() {
+			t.Errorf("FlowControl: %v, but CRTSCTS on the device is %v", p.FlowControl(), set)
+		}
+		if !want && set {
+			t.Error("CRTSCTS set although flow control was not asked for")
+		}
+		t.Logf("asked for flow control: %v, got it: %v", want, p.FlowControl())
+
+		// Data still flows with the flag set.
+		if _, err := p.Write([]byte("ok")); err != nil {
+			t.Fatal(err)
+		}
+		if got := readFull(t, master, 2); string(got) != "ok" {
+			t.Errorf("master read %q, want %q", got, "ok")
+		}
+	}
+}
