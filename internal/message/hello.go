@@ -49,6 +49,9 @@ type Hello struct {
 	Firmware     string `cbor:"11,keyasint,omitempty"`
 	Model        string `cbor:"12,keyasint,omitempty"`
 	Baud         uint   `cbor:"13,keyasint,omitempty"`
+	// Established says the sender considers the session with PeerSession
+	// up; a peer that is not yet established answers it (§5.2).
+	Established bool `cbor:"14,keyasint,omitempty"`
 }
 
 // MarshalHello encodes h canonically.
