@@ -47,7 +47,8 @@ func (f *logFlags) newLogger(w io.Writer) zerolog.Logger {
 	if f.format == logConsole || (f.format == logAuto && tty) {
 		out = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", NoColor: !tty}
 	}
-	return zerolog.New(out).Level(level).With().Timestamp().Logger()
+	// Several goroutines log at once (link, mux, device): serialize writes.
+	return zerolog.New(zerolog.SyncWriter(out)).Level(level).With().Timestamp().Logger()
 }
 
 func isTerminal(w io.Writer) bool {

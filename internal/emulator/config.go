@@ -34,7 +34,8 @@ type Config struct {
 	// RootCAs verifies TLS servers when the host asks for verification;
 	// nil uses the system pool.
 	RootCAs *tlsRoots
-	// Link tunes the link timers; zero values take the defaults.
+	// Link tunes the link timers; zero values take the defaults. Its
+	// Hello and Logger are set from the fields above.
 	Link link.Config
 	// Dialer and Resolver reach the network (the "Wi-Fi" side).
 	Dialer   *net.Dialer

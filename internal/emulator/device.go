@@ -39,18 +39,19 @@ type Device struct {
 // New starts a device on port. Close stops it and closes port.
 func New(port Port, cfg Config) (*Device, error) {
 	d := &Device{cfg: cfg.withDefaults(), port: port}
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if err := d.start(); err != nil {
 		return nil, err
 	}
 	return d, nil
 }
 
+// start boots the firmware; d.mu must be held.
 func (d *Device) start() error {
 	d.boot = time.Now()
 	lc := d.cfg.Link
-	if lc.Logger.GetLevel() == 0 && d.cfg.Logger.GetLevel() != 0 {
-		lc.Logger = d.cfg.Logger
-	}
+	lc.Logger = d.cfg.Logger.With().Str("layer", "link").Logger()
 	lc.Hello = message.Hello{
 		Role:         message.RoleDevice,
 		MaxPayload:   uint(d.cfg.MaxPayload),

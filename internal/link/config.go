@@ -71,6 +71,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Hello.StreamWindow == 0 {
 		c.Hello.StreamWindow = d.Hello.StreamWindow
 	}
+	if c.Hello.Features == 0 {
+		c.Hello.Features = d.Hello.Features
+	}
 	for _, p := range []struct {
 		v   *time.Duration
 		def time.Duration

@@ -18,6 +18,7 @@ var (
 	ErrPeerRestarted = errors.New("link: peer restarted (new session)")
 	ErrDead          = errors.New("link: peer not responding (link dead)")
 	ErrIncompatible  = errors.New("link: incompatible protocol revision")
+	ErrProtocol      = errors.New("link: protocol error from peer")
 )
 
 // maxWindow is the largest window the 32-bit SACK bitmap can describe.

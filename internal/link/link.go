@@ -24,8 +24,9 @@ type Upper interface {
 	// returns dst unchanged when there is nothing to send.
 	Fill(dst []byte, max int) []byte
 	// Deliver hands over one DATA payload, in order and exactly once per
-	// session. p is only valid during the call.
-	Deliver(p []byte)
+	// session. p is only valid during the call. An error means the payload
+	// could not be framed: the session ends (docs/protocol.md §7.15).
+	Deliver(p []byte) error
 	// Up reports a new session; Down reports its end (before any Up of the
 	// next one). Down is also called once when the link stops.
 	Up(s Session)

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/uartproxy/uartproxy/internal/frame"
@@ -298,7 +299,7 @@ func (lp *loop) onData(seq uint16, p []byte) {
 	}
 	lp.deliver(p)
 	lp.rcvNxt++
-	for {
+	for lp.established {
 		r := &lp.rcv[lp.rcvNxt%maxWindow]
 		if !r.present {
 			break
@@ -308,6 +309,9 @@ func (lp *loop) onData(seq uint16, p []byte) {
 		lp.deliver(p)
 		lp.rcvNxt++
 	}
+	if !lp.established {
+		return
+	}
 	lp.ackOwed = true
 	if lp.sackBits() != 0 {
 		lp.ackNow = true
@@ -315,8 +319,14 @@ func (lp *loop) onData(seq uint16, p []byte) {
 }
 
 func (lp *loop) deliver(p []byte) {
+	if !lp.established {
+		return // an earlier payload of this frame burst ended the session
+	}
 	lp.l.c.rxData.Add(1)
-	lp.l.up.Deliver(p)
+	if err := lp.l.up.Deliver(p); err != nil {
+		lp.l.log.Warn().Err(err).Msg("unparseable payload from peer: ending session")
+		lp.endSession(fmt.Errorf("%w: %v", ErrProtocol, err))
+	}
 }
 
 // onAck processes a cumulative ack and SACK bitmap (docs/protocol.md §6.4).

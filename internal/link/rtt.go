@@ -50,7 +50,9 @@ func (r *rttEstimator) clamp(d time.Duration) time.Duration {
 // ackDelayBound is the longest an acknowledgement can legitimately take on
 // a busy line: the peer may have just started a full frame, and the ack
 // riding on its next frame is readable only once that frame's CRC has
-// arrived — two full frames, plus slack for scheduling. It is the floor of
+// arrived — two full frames, plus slack for scheduling and for USB-serial
+// adapters, which hold received bytes up to their latency timer (16 ms by
+// default on FTDI chips). It is the floor of
 // the RTO, so a reverse direction that turns busy does not look like loss.
 func ackDelayBound(maxPayload, baud, peerBaud int) time.Duration {
 	if baud <= 0 {
@@ -60,5 +62,5 @@ func ackDelayBound(maxPayload, baud, peerBaud int) time.Duration {
 		return 0
 	}
 	wire := float64(maxPayload+32) * 1.05 * 10 / float64(baud) // seconds per frame, SLIP included
-	return time.Duration(2*wire*float64(time.Second)) + 10*time.Millisecond
+	return time.Duration(2*wire*float64(time.Second)) + 25*time.Millisecond
 }

@@ -24,30 +24,50 @@ var handlers = [...]func(*Session, *message.Message){
 }
 
 // Deliver implements link.Upper: it decodes one DATA payload and applies
-// its messages in order. A malformed message ends the payload (the rest
-// cannot be framed) and is counted.
-func (s *Session) Deliver(p []byte) {
+// its messages in order (docs/protocol.md §7.15). A message with bad fields
+// resets its stream or answers its request; an unknown type is skipped; a
+// payload that cannot be split into items returns an error, which ends the
+// link session, since messages may have been lost.
+func (s *Session) Deliver(p []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.up {
-		return
+		return nil
 	}
 	for len(p) > 0 {
 		m, rest, err := message.Parse(p)
 		if err != nil {
 			s.st.protoErrors.Add(1)
 			s.log.Debug().Err(err).Str("reason", message.Reason(err)).Msg("bad message")
-			if m.Type != 0 && m.SID != 0 && len(rest) < len(p) {
-				// The array framed fine but a field was wrong: skip it.
-				p = rest
-				continue
+			if rest == nil {
+				return err
 			}
-			return
+			s.rejectLocked(&m, err)
+			p = rest
+			continue
 		}
 		p = rest
-		if int(m.Type) < len(handlers) && handlers[m.Type] != nil {
-			handlers[m.Type](s, &m)
+		if m.SID == 0 && m.Type <= message.TypeAccept {
+			continue // sid 0 is never used
 		}
+		handlers[m.Type](s, &m)
+	}
+	return nil
+}
+
+// rejectLocked answers a message whose array framed fine but whose fields
+// did not parse.
+func (s *Session) rejectLocked(m *message.Message, err error) {
+	reason := "malformed " + m.Type.String()
+	switch {
+	case m.Type >= message.TypeOpen && m.Type <= message.TypeAccept && m.SID != 0:
+		if st := s.streams[m.SID]; st != nil {
+			s.protoErrorLocked(st, reason)
+		} else {
+			s.resetLocked(m.SID, message.CodeProtocol, reason)
+		}
+	case m.Type == message.TypeRequest && m.ID != 0:
+		s.queueLocked(message.Message{Type: message.TypeResponse, ID: m.ID, Code: message.CodeProtocol})
 	}
 }
 
