@@ -22,6 +22,13 @@ type Config struct {
 	MinRTO        time.Duration
 	MaxRTO        time.Duration
 
+	// NoFlowControl says the UART runs without RTS/CTS, so a receiver that
+	// falls behind loses bytes. Only then does the sender shrink the
+	// frames in flight after loss and back its timer off far; with RTS/CTS
+	// every loss is line noise, and backing off would only slow recovery
+	// (docs/protocol.md §6.5b).
+	NoFlowControl bool
+
 	// Session, when non-zero, is the first session id (tests); later
 	// sessions always get fresh random ids.
 	Session uint32

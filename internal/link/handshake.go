@@ -62,7 +62,13 @@ func (lp *loop) establish(peer message.Hello, rev uint, now time.Time) {
 	lp.sess = Session{Local: lp.local, Peer: peer, Revision: rev, MaxPayload: lp.maxPayload, Window: lp.window}
 	lp.resetSequences()
 	lp.rtt.min = max(lp.cfg.MinRTO, ackDelayBound(lp.maxPayload, int(lp.local.Baud), int(peer.Baud)))
+	if !lp.cfg.NoFlowControl {
+		// With RTS/CTS a loss is noise, never congestion: two doublings
+		// cover a stale RTT estimate without stalling recovery for seconds.
+		lp.rtt.maxBackoff = 2
+	}
 	lp.sizer = newSizer(lp.maxPayload)
+	lp.cwnd, lp.recovering = float64(lp.window), false
 	lp.lastRecv = now
 	c := lp.l.c
 	c.sessions.Add(1)

@@ -46,6 +46,9 @@ type loop struct {
 	rtt            rttEstimator
 	minRTT         time.Duration
 	sizer          sizer
+	cwnd           float64 // congestion window in frames (AIMD)
+	recovering     bool    // a loss episode is open until sndUna passes recoverAt
+	recoverAt      uint16
 
 	rcv     [maxWindow]rxSlot
 	rcvNxt  uint16
@@ -182,7 +185,7 @@ func (lp *loop) resend(now time.Time) bool {
 
 // sendNew asks the upper layer for a payload when the window has room.
 func (lp *loop) sendNew(now time.Time) bool {
-	if int(lp.sndNxt-lp.sndUna) >= lp.window {
+	if int(lp.sndNxt-lp.sndUna) >= min(lp.window, int(lp.cwnd)) {
 		return false
 	}
 	seq := lp.sndNxt
@@ -338,6 +341,9 @@ func (lp *loop) onAck(ack uint16, sack uint32, now time.Time) {
 	var newest uint64 // transmission order of the newest frame this ack covers
 	take := func(s *slot) {
 		lp.sizer.record(len(s.buf), false)
+		if !lp.recovering {
+			lp.cwnd = min(lp.cwnd+1/lp.cwnd, float64(lp.window))
+		}
 		order := s.txOrder
 		switch {
 		case s.retx == 0 && !s.sentAt.IsZero():
@@ -376,6 +382,9 @@ func (lp *loop) onAck(ack uint16, sack uint32, now time.Time) {
 		}
 	}
 	lp.l.c.inFlight.Store(int64(lp.sndNxt - lp.sndUna))
+	if lp.recovering && lp.recoverAt-lp.sndUna > lp.sndNxt-lp.sndUna {
+		lp.recovering = false // everything outstanding at the loss is acked
+	}
 	if newest == 0 {
 		return
 	}
@@ -395,6 +404,17 @@ func (lp *loop) markLost(s *slot, seq uint16) {
 	s.lost = true
 	lp.lostQ = append(lp.lostQ, seq)
 	lp.sizer.record(len(s.buf), true)
+	// A receiver that cannot drain its UART (no RTS/CTS) loses whole
+	// bursts: halve the frames in flight once per loss episode, as TCP's
+	// AIMD does (docs/protocol.md §6.5b). A UART's bandwidth-delay product
+	// is one to three frames, so the floor of two keeps a noisy but fast
+	// line at full speed.
+	if !lp.recovering && lp.cfg.NoFlowControl {
+		lp.recovering = true
+		lp.recoverAt = lp.sndNxt
+		lp.cwnd = max(lp.cwnd/2, 2)
+		lp.l.c.cwnd.Store(int64(lp.cwnd))
+	}
 }
 
 func (lp *loop) publishRTT() {

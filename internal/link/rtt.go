@@ -10,11 +10,12 @@ type rttEstimator struct {
 	rto          time.Duration
 	min, max     time.Duration
 	backoff      uint
+	maxBackoff   uint // doublings allowed before a fresh sample
 	sampled      bool
 }
 
 func newRTT(initial, min, max time.Duration) rttEstimator {
-	return rttEstimator{rto: initial, min: min, max: max}
+	return rttEstimator{rto: initial, min: min, max: max, maxBackoff: 6}
 }
 
 func (r *rttEstimator) sample(d time.Duration) {
@@ -37,9 +38,10 @@ func (r *rttEstimator) sample(d time.Duration) {
 
 // timeout doubles the RTO after a retransmission timer fired.
 func (r *rttEstimator) timeout() {
-	if r.backoff < 6 {
-		r.backoff++
+	if r.backoff >= r.maxBackoff {
+		return
 	}
+	r.backoff++
 	r.rto = r.clamp(r.rto * 2)
 }
 

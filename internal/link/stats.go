@@ -20,6 +20,7 @@ type Stats struct {
 	Dropped             map[string]uint64
 	SRTT, RTO           time.Duration
 	InFlight            int // unacknowledged DATA frames
+	CongestionWindow    int // frames allowed in flight now
 	Established         bool
 	LocalSession        uint32
 	PeerSession         uint32
@@ -35,7 +36,7 @@ type counters struct {
 	peerRestarts, deadLinks              atomic.Uint64
 	dropped                              map[string]*atomic.Uint64
 	srtt, rto                            atomic.Int64
-	inFlight, window, maxPayload         atomic.Int64
+	inFlight, window, maxPayload, cwnd   atomic.Int64
 	established                          atomic.Bool
 	localSession, peerSession            atomic.Uint32
 	incompat                             atomic.Pointer[string]
@@ -65,7 +66,7 @@ func (c *counters) snapshot() Stats {
 		PeerRestarts: c.peerRestarts.Load(), DeadLinks: c.deadLinks.Load(),
 		Dropped: make(map[string]uint64, len(c.dropped)),
 		SRTT:    time.Duration(c.srtt.Load()), RTO: time.Duration(c.rto.Load()),
-		InFlight: int(c.inFlight.Load()), Established: c.established.Load(),
+		InFlight: int(c.inFlight.Load()), CongestionWindow: int(c.cwnd.Load()), Established: c.established.Load(),
 		LocalSession: c.localSession.Load(), PeerSession: c.peerSession.Load(),
 		Window: int(c.window.Load()), MaxPayload: int(c.maxPayload.Load()),
 	}
