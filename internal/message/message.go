@@ -76,6 +76,20 @@ func AppendData(dst []byte, sid uint32, p []byte) []byte {
 	return appendBytes(dst, p)
 }
 
+// DataFit is the largest payload a DATA message for sid can carry in room
+// bytes (0 if none fits).
+func DataFit(sid uint32, room int) int {
+	n := room - 2 - headLen(uint64(sid)) - headLen(uint64(max(room, 0)))
+	if n <= 0 {
+		return 0
+	}
+	// The head for n may be shorter than the one for room.
+	for DataLen(sid, n+1) <= room {
+		n++
+	}
+	return n
+}
+
 // DataLen is the encoded size of a DATA message for sid carrying n bytes.
 func DataLen(sid uint32, n int) int {
 	return 2 + headLen(uint64(sid)) + headLen(uint64(n)) + n

@@ -39,6 +39,20 @@ func TestDataLiteral(t *testing.T) {
 	}
 }
 
+func TestDataFit(t *testing.T) {
+	for _, sid := range []uint32{1, 24, 300, 1 << 20} {
+		for room := 0; room < 70000; room += 1 + room/7 {
+			n := DataFit(sid, room)
+			if n > 0 && DataLen(sid, n) > room {
+				t.Fatalf("sid %d room %d: DataFit %d needs %d", sid, room, n, DataLen(sid, n))
+			}
+			if DataLen(sid, n+1) <= room {
+				t.Fatalf("sid %d room %d: DataFit %d is not the largest", sid, room, n)
+			}
+		}
+	}
+}
+
 func TestHandEncodingMatchesLibrary(t *testing.T) {
 	// The hand-rolled encoder must produce exactly what a standard CBOR
 	// encoder produces for the same array, so any firmware library decodes it.

@@ -98,8 +98,7 @@ func (st *Stream) fillLocked(dst []byte, max int) ([]byte, bool) {
 		return dst, false
 	}
 	if st.send.Len() > 0 && st.sendCredit > 0 {
-		room := max - len(dst) - message.DataOverhead(max)
-		n := min(st.send.Len(), int(st.sendCredit), room)
+		n := min(st.send.Len(), int(st.sendCredit), message.DataFit(st.id, max-len(dst)))
 		if n <= 0 {
 			return dst, true
 		}
