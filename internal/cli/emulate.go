@@ -161,7 +161,7 @@ func runEmulate(cmd *cobra.Command, f *emulateFlags) (err error) {
 	dc.MaxStreams = f.MaxStreams
 	dc.BootTime = f.BootTime
 	dc.Logger = log.With().Str("device", "emulator").Logger()
-	dc.Link.Logger = dc.Logger
+	dc.Link.NoFlowControl = f.Flow == flowNone
 	dev, err := emulator.New(pty.Device(), dc)
 	if err != nil {
 		return err

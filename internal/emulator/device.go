@@ -68,6 +68,7 @@ func (d *Device) start() error {
 		Role:         message.RoleDevice,
 		MaxStreams:   d.cfg.MaxStreams,
 		StreamWindow: d.cfg.StreamWindow,
+		SendBuffer:   int(d.cfg.StreamWindow), // a C3 has no room for more per stream
 		Handler:      h,
 		Logger:       d.cfg.Logger,
 	})

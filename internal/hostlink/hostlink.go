@@ -69,6 +69,7 @@ func Open(cfg Config) (*Host, error) {
 	lc.Logger = cfg.Logger.With().Str("layer", "link").Logger()
 	lc.Hello.Role = message.RoleHost
 	lc.Hello.Baud = uint(max(cfg.Port.Baud, 0))
+	lc.NoFlowControl = !cfg.Port.FlowControl
 	if lc.Hello.MaxStreams == 0 {
 		lc.Hello.MaxStreams = uint(mc.MaxStreams)
 	}

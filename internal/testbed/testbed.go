@@ -26,6 +26,22 @@ type Options struct {
 	Device emulator.Config
 	Host   mux.Config
 	Link   link.Config // host link; Hello limits default to the host defaults
+	// SlowDevice makes the device service its UART late: each read waits
+	// this long and takes at most 256 bytes, as a MicroPython board does
+	// during garbage collection. With RTS/CTS off, its receive buffer
+	// overflows whenever the line outruns it.
+	SlowDevice time.Duration
+}
+
+// slowPort is a device UART read by a busy MCU.
+type slowPort struct {
+	*uartemu.Port
+	delay time.Duration
+}
+
+func (p slowPort) Read(b []byte) (int, error) {
+	time.Sleep(p.delay)
+	return p.Port.Read(b[:min(len(b), 256)])
 }
 
 // Bed is a running stack.
@@ -51,8 +67,25 @@ func New(o Options) (*Bed, error) {
 	if o.Line.HostToDevice.Baud == 0 && o.Line.DeviceToHost.Baud == 0 {
 		o.Line.HostToDevice.Baud, o.Line.DeviceToHost.Baud = 921600, 921600
 	}
+	// A USB-serial adapter buffers a few hundred bytes on its way out
+	// (FT232R 256, CP2102 640) besides the kernel's tty buffer; 512 keeps
+	// the wire busy across a scheduling hiccup without letting the writer
+	// run more than a quarter frame ahead of the scheduler.
+	for _, l := range []*uartemu.Line{&o.Line.HostToDevice, &o.Line.DeviceToHost} {
+		if l.TxBuffer == 0 {
+			l.TxBuffer = 512
+		}
+	}
 	hp, dp := uartemu.New(o.Line)
-	dev, err := emulator.New(dp, o.Device)
+	if !o.Line.HostToDevice.FlowControl {
+		o.Link.NoFlowControl = true
+		o.Device.Link.NoFlowControl = true
+	}
+	var devPort emulator.Port = dp
+	if o.SlowDevice > 0 {
+		devPort = slowPort{Port: dp, delay: o.SlowDevice}
+	}
+	dev, err := emulator.New(devPort, o.Device)
 	if err != nil {
 		hp.Close()
 		dp.Close()

@@ -1,0 +1,221 @@
+package emulator
+
+import (
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/uartproxy/uartproxy/internal/frame"
+	"github.com/uartproxy/uartproxy/internal/link"
+	"github.com/uartproxy/uartproxy/internal/message"
+	"github.com/uartproxy/uartproxy/internal/slip"
+	"github.com/uartproxy/uartproxy/internal/uartemu"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// rawHost is a host that sends whatever payloads it is given and records
+// every message the device answers.
+type rawHost struct {
+	wake chan struct{}
+	up   chan link.Session
+	mu   sync.Mutex
+	out  [][]byte
+	got  []message.Message
+	bad  int
+}
+
+func (r *rawHost) Wake() <-chan struct{} { return r.wake }
+func (r *rawHost) Up(s link.Session) {
+	select { // later sessions (after fuzzed payloads) need no one waiting
+	case r.up <- s:
+	default:
+	}
+}
+func (r *rawHost) Down(error) {}
+
+func (r *rawHost) Fill(dst []byte, max int) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for len(r.out) > 0 && len(dst)+len(r.out[0]) <= max {
+		dst = append(dst, r.out[0]...)
+		r.out = r.out[1:]
+	}
+	return dst
+}
+
+func (r *rawHost) Deliver(p []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for len(p) > 0 {
+		m, rest, err := message.Parse(p)
+		if err != nil {
+			r.bad++
+			return nil
+		}
+		r.got = append(r.got, m)
+		p = rest
+	}
+	return nil
+}
+
+func (r *rawHost) send(msgs ...message.Message) {
+	r.mu.Lock()
+	for i := range msgs {
+		b, _ := message.Append(nil, &msgs[i])
+		r.out = append(r.out, b)
+	}
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *rawHost) count(f func(message.Message) bool) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, m := range r.got {
+		if f(m) {
+			n++
+		}
+	}
+	return n
+}
+
+func waitFor(t *testing.T, what string, within time.Duration, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestHostileHost(t *testing.T) {
+	hp, dp := uartemu.New(uartemu.Symmetric(uartemu.Line{Baud: 3000000, FlowControl: true}))
+	dev, err := New(dp, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	h := &rawHost{wake: make(chan struct{}, 1), up: make(chan link.Session, 4)}
+	hc := link.DefaultConfig()
+	hc.Hello.Baud = 3000000
+	hl, err := link.New(hp, hc, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hl.Close()
+	select {
+	case <-h.up:
+	case <-time.After(3 * time.Second):
+		t.Fatal("no handshake")
+	}
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	goroutines := runtime.NumGoroutine()
+
+	// 10,000 OPENs: 16 are served, the rest refused with code limit.
+	const opens = 10000
+	for i := 0; i < opens; i++ {
+		h.send(message.Message{Type: message.TypeOpen, SID: uint32(2*i + 1), Kind: message.KindService, Host: "echo", Window: 1024})
+	}
+	isReset := func(code message.Code) func(message.Message) bool {
+		return func(m message.Message) bool { return m.Type == message.TypeReset && m.Code == code }
+	}
+	okCount := func() int { return h.count(func(m message.Message) bool { return m.Type == message.TypeOpenOK }) }
+	waitFor(t, "answers to every OPEN", 30*time.Second, func() bool {
+		return okCount()+h.count(isReset(message.CodeLimit)) == opens
+	})
+	if n := okCount(); n != DefaultConfig().MaxStreams {
+		t.Fatalf("%d streams opened, device limit %d", n, DefaultConfig().MaxStreams)
+	}
+	if g := runtime.NumGoroutine() - goroutines; g > 4*DefaultConfig().MaxStreams {
+		t.Fatalf("%d new goroutines for %d streams", g, DefaultConfig().MaxStreams)
+	}
+
+	// Rule breaking on stream 1 (open, window 8 KiB on the device side).
+	h.send(
+		message.Message{Type: message.TypeData, SID: 999999, Data: []byte("who?")},                 // unknown sid
+		message.Message{Type: message.TypeCredit, SID: 1, Increment: 0x7fffffff},                   // credit overflow
+		message.Message{Type: message.TypeData, SID: 3, Data: make([]byte, 1500)},                  // fine
+		message.Message{Type: message.TypeOpen, SID: 3, Kind: message.KindTCP, Host: "x", Port: 1}, // sid reuse
+	)
+	big := make([]byte, 1800)
+	// Echo on stream 5 answers into a 1 KiB host window we never refill:
+	// its 8 KiB send buffer fills, it stops reading, its 8 KiB receive
+	// window fills, and the rest exceeds the credit we were given.
+	for i := 0; i < 14; i++ {
+		h.send(message.Message{Type: message.TypeData, SID: 5, Data: big})
+	}
+	time.Sleep(time.Second)
+	h.mu.Lock()
+	for _, m := range h.got {
+		if m.Type == message.TypeReset && m.Code != message.CodeLimit {
+			t.Logf("got %v", m)
+		}
+	}
+	h.mu.Unlock()
+	waitFor(t, "protocol resets", 5*time.Second, func() bool {
+		return h.count(func(m message.Message) bool {
+			return m.Type == message.TypeReset && m.Code == message.CodeProtocol && (m.SID == 999999 || m.SID == 1 || m.SID == 5 || m.SID == 3)
+		}) >= 4
+	})
+
+	// Oversized and corrupted frames straight onto the wire.
+	hp.Write(slip.AppendEncode(nil, make([]byte, 9000)))
+	hp.Write(slip.AppendEncode(nil, frame.Append(nil, frame.Header{Type: frame.Data, Seq: 7}, make([]byte, 4000))))
+	r := rand.New(rand.NewPCG(3, 4))
+	junk := make([]byte, 50000)
+	for i := range junk {
+		junk[i] = byte(r.Uint32())
+	}
+	hp.Write(junk)
+
+	// Fuzzed payloads inside valid frames: the device may end the session
+	// (protocol error) but must come back and serve.
+	for i := 0; i < 200; i++ {
+		p := make([]byte, 1+r.IntN(300))
+		for j := range p {
+			p[j] = byte(r.Uint32())
+		}
+		h.mu.Lock()
+		h.out = append(h.out, p)
+		h.mu.Unlock()
+	}
+	h.send()
+	time.Sleep(500 * time.Millisecond)
+
+	waitFor(t, "device still answering", 10*time.Second, func() bool {
+		return dev.Link().Stats().Established
+	})
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grow := int64(after.HeapInuse) - int64(before.HeapInuse); grow > 32<<20 {
+		t.Fatalf("heap grew by %d MiB under attack", grow>>20)
+	}
+	ds := dev.Link().Stats()
+	t.Logf("device: dropped %v, sessions %d; mux %+v", nonZero(ds.Dropped), ds.Sessions, dev.Session().Stats())
+	if ds.Dropped[link.DropSlipLong] == 0 {
+		t.Error("oversized SLIP frame not counted")
+	}
+}
+
+func nonZero(m map[string]uint64) map[string]uint64 {
+	out := map[string]uint64{}
+	for k, v := range m {
+		if v > 0 {
+			out[k] = v
+		}
+	}
+	return out
+}
