@@ -1,6 +1,6 @@
 // Package frame encodes and parses the frames carried inside SLIP: the
 // native uartproxy frame (docs/protocol.md §3) and, for compatibility with
-// devices running the seed firmware, the seed "v3" frame (§4).
+// devices running the seed firmware, the seed "v3" frame (§3.5, §14).
 //
 // Both formats start with a version byte (Version for native frames,
 // V3Version for seed frames), so Peek tells them apart on the same wire.
@@ -18,7 +18,7 @@ import (
 // Type is the frame type, the low nibble of byte 1.
 type Type uint8
 
-// Native frame layout, limits and types (docs/protocol.md §3, §8).
+// Native frame layout, limits and types (docs/protocol.md §3, §11).
 //
 // protocol: must match firmware and docs/protocol.md
 const (

@@ -1,7 +1,7 @@
 package frame
 
 // CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final XOR
-// (docs/protocol.md §4). Check value for "123456789": 0x29B1.
+// (docs/protocol.md §4.4). Check value for "123456789": 0x29B1.
 const (
 	crc16Poly = 0x1021
 	crc16Init = 0xFFFF

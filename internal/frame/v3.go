@@ -5,7 +5,7 @@ import (
 	"strconv"
 )
 
-// Seed v3 frame layout (docs/protocol.md §4): version, type, seq, plen, crc,
+// Seed v3 frame layout (docs/protocol.md §3.5): version, type, seq, plen, crc,
 // payload. The CRC-16 covers bytes 0..5 and then the payload.
 //
 // protocol: must match firmware and docs/protocol.md

@@ -389,7 +389,7 @@ func (lp *loop) onAck(ack uint16, sack uint32, now time.Time) {
 		return
 	}
 	// A serial line never reorders: a frame sent before one that arrived
-	// and still unacknowledged was lost (docs/protocol.md §6.5).
+	// and still unacknowledged was lost (docs/protocol.md §6.4).
 	for seq := lp.sndUna; seq != lp.sndNxt; seq++ {
 		s := &lp.slots[seq%maxWindow]
 		if !s.acked && !s.lost && !s.sentAt.IsZero() && s.txOrder < newest {

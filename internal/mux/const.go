@@ -81,7 +81,7 @@ func CodeOf(err error) message.Code {
 const (
 	maxCtrlQueue     = 4096 // control messages waiting to be sent
 	maxPendingReqs   = 64   // our own requests in flight
-	sidParityHost    = 1    // host-opened ids are odd (docs/protocol.md §8)
+	sidParityHost    = 1    // host-opened ids are odd (docs/protocol.md §8.1)
 	maxDatagram      = 65507
 	creditBatchRatio = 4 // return credit once window/4 has been consumed
 )

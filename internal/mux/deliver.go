@@ -85,7 +85,7 @@ func (s *Session) protoErrorLocked(st *Stream, reason string) {
 }
 
 // knownClosed reports whether sid was in use earlier in this session, so
-// late messages for it are ignored rather than answered (§8.4).
+// late messages for it are ignored rather than answered (§8.8).
 func (s *Session) knownClosed(sid uint32) bool {
 	if s.ownID(sid) {
 		return sid < s.nextID

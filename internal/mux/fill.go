@@ -113,7 +113,7 @@ func (st *Stream) fillLocked(dst []byte, max int) ([]byte, bool) {
 		}
 		if st.localClosed && !st.recvEOF {
 			// Closed without reading to the end: what we wrote is out,
-			// now stop the peer sending what nobody will read (§8.2).
+			// now stop the peer sending what nobody will read (§8.5).
 			m := message.Message{Type: message.TypeReset, SID: st.id, Code: message.CodeOK, Reason: "closed"}
 			dst, _ = message.Append(dst, &m)
 			st.failLocked(net.ErrClosed)

@@ -64,7 +64,7 @@ func (s *Session) DialStream(ctx context.Context, network, address string, o Dia
 }
 
 // OpenService opens one of the device's test endpoints ("echo",
-// "discard", "source"; docs/protocol.md §7.4).
+// "discard", "source"; docs/protocol.md §7.14).
 func (s *Session) OpenService(ctx context.Context, name string) (*Stream, error) {
 	return s.open(ctx, message.KindService, name, 0, message.Options{})
 }
@@ -84,7 +84,7 @@ func (s *Session) ListenPacket(ctx context.Context, network, address string) (*P
 }
 
 // Listen opens a TCP listener on the device; accepted connections arrive
-// as streams (docs/protocol.md §8.3).
+// as streams (docs/protocol.md §8.7).
 func (s *Session) Listen(ctx context.Context, network, address string, backlog int) (*Listener, error) {
 	host, port, err := splitOptional(address)
 	if err != nil {

@@ -9,7 +9,7 @@ import (
 	"github.com/uartproxy/uartproxy/internal/message"
 )
 
-// Request performs one REQUEST (docs/protocol.md §7.3) and returns the raw
+// Request performs one REQUEST (docs/protocol.md §7.11) and returns the raw
 // CBOR result. A non-zero code comes back as a *ResetError.
 func (s *Session) Request(ctx context.Context, op message.Op, args any) (cbor.RawMessage, error) {
 	var raw []byte

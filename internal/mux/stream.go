@@ -12,7 +12,7 @@ import (
 
 type streamState uint8
 
-// Stream states (docs/protocol.md §8.1).
+// Stream states (docs/protocol.md §8.3).
 const (
 	stateOpening streamState = iota // we sent OPEN or ACCEPT; waiting for OPEN_OK
 	stateServing                    // the peer's OPEN reached our Handler; not answered yet
