@@ -16,7 +16,7 @@ type Config struct {
 	Hello message.Hello
 
 	HelloInterval time.Duration // HELLO resend period while not established
-	KeepAlive     time.Duration // send an ACKREQ after this much silence
+	KeepAlive     time.Duration // probe with an ACKREQ after hearing nothing this long
 	DeadTimeout   time.Duration // end the session after this long without a valid frame
 	InitialRTO    time.Duration
 	MinRTO        time.Duration

@@ -63,6 +63,7 @@ type loop struct {
 	txWire     []byte
 
 	lastRecv, lastSend time.Time
+	lastProbe          time.Time
 	echoWarned         bool
 }
 
@@ -134,6 +135,14 @@ func (lp *loop) pump(now time.Time) {
 	if !lp.established {
 		return
 	}
+	if lp.probeDue(now) {
+		// Heard nothing for a while: a 14-byte ACKREQ gets through noise
+		// that long frames do not, and its answer proves the peer alive
+		// and brings its SACK state (docs/protocol.md §5.6).
+		lp.lastProbe = now
+		lp.transmit(now, frame.Header{Type: frame.Ack, Flags: frame.FlagAckReq}, nil, -1)
+		return
+	}
 	if lp.ackNow {
 		lp.transmit(now, frame.Header{Type: frame.Ack}, nil, -1)
 		return
@@ -143,11 +152,13 @@ func (lp *loop) pump(now time.Time) {
 	}
 	if lp.ackOwed {
 		lp.transmit(now, frame.Header{Type: frame.Ack}, nil, -1)
-		return
 	}
-	if now.Sub(lp.lastSend) >= lp.cfg.KeepAlive {
-		lp.transmit(now, frame.Header{Type: frame.Ack, Flags: frame.FlagAckReq}, nil, -1)
-	}
+}
+
+// probeDue says a keepalive probe should go out: nothing valid has been
+// heard for KeepAlive, and no probe went out within KeepAlive.
+func (lp *loop) probeDue(now time.Time) bool {
+	return now.Sub(lp.lastRecv) >= lp.cfg.KeepAlive && now.Sub(lp.lastProbe) >= lp.cfg.KeepAlive
 }
 
 func (lp *loop) sendHello(now time.Time) {
@@ -211,9 +222,11 @@ func (lp *loop) sendNew(now time.Time) bool {
 // transmit encodes one frame with the current acknowledgement state and
 // gives it to the idle writer.
 func (lp *loop) transmit(now time.Time, h frame.Header, payload []byte, slotIdx int) {
-	h.Ack = lp.rcvNxt
-	h.Sack = lp.sackBits()
-	lp.ackOwed, lp.ackNow = false, false
+	if h.Type != frame.Hello { // HELLO carries no acknowledgement (§3.1)
+		h.Ack = lp.rcvNxt
+		h.Sack = lp.sackBits()
+		lp.ackOwed, lp.ackNow = false, false
+	}
 	if slotIdx >= 0 {
 		lp.txOrder++
 		s := &lp.slots[slotIdx]
@@ -460,7 +473,11 @@ func (lp *loop) nextDeadline(now time.Time) time.Duration {
 	}
 	next := lp.lastRecv.Add(lp.cfg.DeadTimeout)
 	if !lp.writerBusy {
-		next = earliest(next, lp.lastSend.Add(lp.cfg.KeepAlive))
+		probe := lp.lastRecv.Add(lp.cfg.KeepAlive)
+		if p := lp.lastProbe.Add(lp.cfg.KeepAlive); p.After(probe) {
+			probe = p
+		}
+		next = earliest(next, probe)
 	}
 	for seq := lp.sndUna; seq != lp.sndNxt; seq++ {
 		s := &lp.slots[seq%maxWindow]

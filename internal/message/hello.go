@@ -69,6 +69,9 @@ func ParseHello(b []byte) (Hello, error) {
 	if h.ProtoMin == 0 || h.ProtoMax < h.ProtoMin {
 		return h, fmt.Errorf("%w: hello: protocol range %d..%d", ErrMalformed, h.ProtoMin, h.ProtoMax)
 	}
+	if h.Role != RoleHost && h.Role != RoleDevice {
+		return h, fmt.Errorf("%w: hello: role %d", ErrMalformed, h.Role)
+	}
 	if h.MaxPayload == 0 || h.Window == 0 {
 		return h, fmt.Errorf("%w: hello: zero max_payload or window", ErrMalformed)
 	}

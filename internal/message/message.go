@@ -64,10 +64,6 @@ var fieldCount = [typeMax]int{
 	TypeEvent:    3,
 }
 
-// DataOverhead is the most bytes a DATA message adds around n payload bytes
-// for any stream id.
-func DataOverhead(n int) int { return 1 + 1 + 5 + headLen(uint64(n)) }
-
 // AppendData appends a DATA message; it is the hot path and allocates nothing
 // when dst has room.
 func AppendData(dst []byte, sid uint32, p []byte) []byte {

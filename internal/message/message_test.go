@@ -32,8 +32,8 @@ func TestDataLiteral(t *testing.T) {
 	for _, n := range []int{0, 23, 24, 255, 256, 8192} {
 		for _, sid := range []uint32{1, 23, 24, 300, 70000, 1 << 31} {
 			b := AppendData(nil, sid, make([]byte, n))
-			if len(b) != DataLen(sid, n) || len(b) > n+DataOverhead(n) {
-				t.Fatalf("sid %d n %d: len %d DataLen %d overhead %d", sid, n, len(b), DataLen(sid, n), DataOverhead(n))
+			if len(b) != DataLen(sid, n) {
+				t.Fatalf("sid %d n %d: len %d DataLen %d", sid, n, len(b), DataLen(sid, n))
 			}
 		}
 	}
@@ -199,6 +199,7 @@ func TestHello(t *testing.T) {
 		{1: 1, 2: 1, 4: 0, 6: 512, 7: 8},
 		{1: 2, 2: 1, 4: 1, 6: 512, 7: 8},
 		{1: 1, 2: 1, 4: 1, 6: 0, 7: 8},
+		{1: 1, 2: 1, 3: 7, 4: 1, 6: 512, 7: 8},
 	} {
 		if _, err := ParseHello(mustRaw(t, bad)); !errors.Is(err, ErrMalformed) {
 			t.Errorf("ParseHello(%v) err = %v", bad, err)

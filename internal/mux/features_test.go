@@ -404,6 +404,10 @@ func TestManyStreamsUnderImpairment(t *testing.T) {
 			hs, up, down := b.HostLink.Stats(), b.HostPort.Stats(), b.DevicePort.Stats()
 			t.Logf("host retx %d; line up/down: corrupted %d/%d dropped %d/%d overflow %d/%d", hs.Retransmits,
 				up.Corrupted, down.Corrupted, up.Dropped, down.Dropped, up.Overflow, down.Overflow)
+			if t.Failed() {
+				t.Logf("host link: %+v", hs)
+				t.Logf("device link: %+v", b.Device.Link().Stats())
+			}
 			if up.Corrupted+up.Dropped+up.Overflow+up.BurstBytes+down.Corrupted+down.Dropped+down.Overflow+down.BurstBytes == 0 {
 				t.Fatal("the line injected no errors: the test tests nothing")
 			}
