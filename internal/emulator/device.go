@@ -34,6 +34,9 @@ type Device struct {
 	att     *attachment
 	closed  bool
 	reboots int
+
+	baudMu      sync.Mutex
+	pendingBaud *baudSwitch
 }
 
 // New starts a device on port. Close stops it and closes port.

@@ -289,6 +289,18 @@ func (h *handler) ServeRequest(ctx context.Context, op message.Op, args cbor.Raw
 			return "bad arguments", message.CodeProtocol
 		}
 		return b, message.CodeOK
+	case message.OpSetBaud:
+		var a struct {
+			_       struct{} `cbor:",toarray"`
+			Baud    int
+			DelayMS int
+		}
+		if err := message.Unmarshal(args, &a); err != nil {
+			return "bad arguments", message.CodeProtocol
+		}
+		return h.d.setBaud(a.Baud, time.Duration(a.DelayMS)*time.Millisecond)
+	case message.OpBaudCommit:
+		return h.d.commitBaud()
 	}
 	return "unknown op", message.CodeUnsupported
 }

@@ -121,3 +121,13 @@ func (h *Host) Done() <-chan struct{} { return h.link.Done() }
 // after Close, serialport.ErrDisconnected (wrapped) when the device went
 // away.
 func (h *Host) Err() error { return h.link.Err() }
+
+// SetBaud switches the local UART to baud and tells the link: the Apply
+// step of a mux.BaudSwitch (docs/protocol.md §5.7).
+func (h *Host) SetBaud(baud int) error {
+	if err := h.port.SetBaud(baud); err != nil {
+		return err
+	}
+	h.link.SetBaud(baud)
+	return nil
+}

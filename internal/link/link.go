@@ -50,6 +50,7 @@ type Link struct {
 	c   *counters
 
 	rx     chan rxFrame
+	baud   chan int      // SetBaud to the loop
 	tx     chan []byte   // capacity 1; written only when the writer is idle
 	txDone chan struct{} // the writer finished one frame
 	done   chan struct{}
@@ -75,6 +76,7 @@ func New(rw io.ReadWriteCloser, cfg Config, up Upper) (*Link, error) {
 	l := &Link{
 		rw: rw, cfg: cfg, up: up, log: cfg.Logger, c: newCounters(),
 		rx:     make(chan rxFrame, 64),
+		baud:   make(chan int, 1),
 		tx:     make(chan []byte, 1),
 		txDone: make(chan struct{}, 1),
 		done:   make(chan struct{}),
@@ -112,6 +114,15 @@ func (l *Link) Err() error {
 
 // Stats returns a snapshot of the counters.
 func (l *Link) Stats() Stats { return l.c.snapshot() }
+
+// SetBaud tells the link that its UART now runs at baud, after a switch
+// (docs/protocol.md §5.7); the RTO floor depends on it.
+func (l *Link) SetBaud(baud int) {
+	select {
+	case l.baud <- baud:
+	case <-l.done:
+	}
+}
 
 // fail records the first fatal error and stops everything.
 func (l *Link) fail(err error) {

@@ -109,6 +109,11 @@ func (lp *loop) run() {
 		case <-l.txDone:
 			lp.onTxDone()
 		case <-wake:
+		case b := <-l.baud:
+			lp.local.Baud = uint(max(b, 0))
+			if lp.established {
+				lp.rtt.min = max(lp.cfg.MinRTO, ackDelayBound(lp.maxPayload, b, int(lp.sess.Peer.Baud)))
+			}
 		case <-timer.C:
 		case <-l.done:
 			if lp.established {

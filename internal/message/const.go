@@ -120,9 +120,11 @@ type Op uint16
 
 // protocol: must match firmware and docs/protocol.md §7.
 const (
-	OpResolve Op = 1
-	OpInfo    Op = 2
-	OpEcho    Op = 3
+	OpResolve    Op = 1
+	OpInfo       Op = 2
+	OpEcho       Op = 3
+	OpSetBaud    Op = 4
+	OpBaudCommit Op = 5
 )
 
 // String returns the op name.
@@ -134,6 +136,10 @@ func (o Op) String() string {
 		return "info"
 	case OpEcho:
 		return "echo"
+	case OpSetBaud:
+		return "set_baud"
+	case OpBaudCommit:
+		return "baud_commit"
 	}
 	return "op" + itoa(uint64(o))
 }

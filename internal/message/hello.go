@@ -31,7 +31,8 @@ const (
 	FeatureService   = 1 << 5
 	FeatureResolve   = 1 << 6
 	FeatureInfo      = 1 << 7
-	FeaturesAll      = 0xff
+	FeatureBaud      = 1 << 8 // SET_BAUD and BAUD_COMMIT (docs/protocol.md §5.7)
+	FeaturesAll      = 0x1ff
 )
 
 // Hello is the payload of a HELLO frame (docs/protocol.md §5).

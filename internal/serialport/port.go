@@ -95,6 +95,18 @@ func Open(cfg Config) (*Port, error) {
 	return p, nil
 }
 
+// SetBaud changes the line rate (8N1 kept). RTS/CTS, set through termios
+// at Open, survives: go.bug.st/serial's SetMode leaves CRTSCTS alone.
+func (p *Port) SetBaud(baud int) error {
+	if baud <= 0 {
+		return fmt.Errorf("serialport: baud rate %d: must be positive", baud)
+	}
+	if err := p.port.SetMode(&serial.Mode{BaudRate: baud, DataBits: 8, Parity: serial.NoParity, StopBits: serial.OneStopBit}); err != nil {
+		return fmt.Errorf("%s: set %d baud: %w", p.path, baud, err)
+	}
+	return nil
+}
+
 // Path returns the device path given to Open.
 func (p *Port) Path() string { return p.path }
 

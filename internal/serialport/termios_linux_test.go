@@ -41,3 +41,37 @@ func TestFlowControlOnPty(t *testing.T) {
 		}
 	}
 }
+
+// TestSetBaudKeepsFlowControl: switching rate (docs/protocol.md §5.7) must
+// change the speed in the device's termios and leave CRTSCTS set.
+func TestSetBaudKeepsFlowControl(t *testing.T) {
+	master, path := openPty(t)
+	p := openPort(t, Config{Path: path, Baud: 921600, FlowControl: true})
+	if err := p.SetBaud(115200); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tio, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	unix.Close(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.FlowControl() && tio.Cflag&unix.CRTSCTS == 0 {
+		t.Error("SetBaud cleared CRTSCTS")
+	}
+	if speed := tio.Cflag & unix.CBAUD; speed != unix.B115200 {
+		t.Errorf("termios speed %#o, want B115200 (%#o)", speed, unix.B115200)
+	}
+	if err := p.SetBaud(0); err == nil {
+		t.Error("SetBaud(0) accepted")
+	}
+	if _, err := p.Write([]byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFull(t, master, 2); string(got) != "ok" {
+		t.Errorf("master read %q", got)
+	}
+}

@@ -131,3 +131,13 @@ func (b *Bed) Close() {
 
 // LineRate is the wire ceiling in payload bytes per second (8N1).
 func (b *Bed) LineRate() float64 { return float64(b.Baud) / 10 }
+
+// SetHostBaud switches the host's end of the line to baud and tells the
+// host link: the Apply step of a mux.BaudSwitch.
+func (b *Bed) SetHostBaud(baud int) error {
+	if err := b.HostPort.SetBaud(baud); err != nil {
+		return err
+	}
+	b.HostLink.SetBaud(baud)
+	return nil
+}

@@ -45,6 +45,11 @@ type line struct {
 	rxReady     signal // broadcast when rx gains bytes or the reader closes
 	txReady     signal // broadcast when pending is absorbed or the writer closes/silences
 
+	// readerBaud is the rate the reading end listens at; bytes sent at
+	// another rate arrive as garbage.
+	readerBaud uint64
+	garble     uint64 // xorshift state for that garbage
+
 	stats LineStats
 }
 
@@ -61,6 +66,9 @@ func newLine(cfg Line, stream uint64) *line {
 		rx:      newRing(cfg.RxBuffer),
 		scratch: make([]byte, min(cfg.TxBuffer, 4096)),
 		epoch:   time.Now(),
+
+		readerBaud: uint64(cfg.Baud),
+		garble:     0x9e3779b97f4a7c15 ^ stream,
 	}
 	if l.paced() {
 		go l.pace()
@@ -186,6 +194,18 @@ func (l *line) advance(now time.Time) {
 func (l *line) cross(n int) {
 	buf := l.scratch[:n]
 	l.tx.read(buf)
+	if l.readerBaud != l.clock.baud {
+		// A UART listening at the wrong rate samples noise, not bytes.
+		for i := range buf {
+			l.garble ^= l.garble << 13
+			l.garble ^= l.garble >> 7
+			l.garble ^= l.garble << 17
+			buf[i] = byte(l.garble)
+		}
+		if !l.rclosed {
+			l.stats.Garbled += int64(n)
+		}
+	}
 	if l.rclosed {
 		for _, b := range buf {
 			l.inj.pass(b) // keep the error sequence independent of the reader
@@ -260,6 +280,20 @@ func (l *line) roomFreed(now time.Time) {
 	} else {
 		l.advance(now)
 	}
+}
+
+// setWriterBaud changes the rate the writing end sends at. Bytes already
+// crossed keep their timing; the rest go at the new rate from the moment
+// the wire is free (or now, if it idles).
+func (l *line) setWriterBaud(baud uint64, now time.Time) {
+	l.advance(now)
+	free := l.epoch.Add(l.clock.durOf(l.sent))
+	if free.Before(now) {
+		free = now
+	}
+	l.epoch, l.sent, l.lag = free, 0, 0
+	l.clock = wireClock{baud: baud} // cfg stays as created: it decides paced()
+	l.wake()
 }
 
 // discardTx throws away everything queued at the writing end.

@@ -1,6 +1,7 @@
 package uartemu
 
 import (
+	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -182,4 +183,33 @@ func (p *Port) Flush() {
 	l.stats.Discarded += int64(l.rx.len())
 	l.rx.reset()
 	l.roomFreed(now)
+}
+
+// SetBaud changes this end's UART rate, as a real MCU or adapter does: its
+// writes cross at the new rate, and it hears the other end correctly only
+// while both ends use the same rate (otherwise bytes arrive as garbage,
+// counted in LineStats.Garbled). Only paced lines can change rate.
+func (p *Port) SetBaud(baud int) error {
+	if baud <= 0 {
+		return fmt.Errorf("uartemu: invalid baud %d", baud)
+	}
+	if !p.out.paced() || !p.in.paced() {
+		return fmt.Errorf("uartemu: an unpaced line has no baud to change")
+	}
+	now := time.Now()
+	p.out.mu.Lock()
+	p.out.setWriterBaud(uint64(baud), now)
+	p.out.mu.Unlock()
+	p.in.mu.Lock()
+	p.in.advance(now) // bytes already crossed were heard at the old rate
+	p.in.readerBaud = uint64(baud)
+	p.in.mu.Unlock()
+	return nil
+}
+
+// Baud returns the rate this end sends at (0 when unpaced).
+func (p *Port) Baud() int {
+	p.out.mu.Lock()
+	defer p.out.mu.Unlock()
+	return int(p.out.clock.baud)
 }

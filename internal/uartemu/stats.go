@@ -23,6 +23,9 @@ type LineStats struct {
 	// BurstBytes counts delivered bytes replaced by burst garbage; they are
 	// not also counted as Corrupted.
 	BurstBytes int64
+	// Garbled counts delivered bytes that arrived as garbage because the
+	// two ends' baud rates differed (see Port.SetBaud).
+	Garbled int64
 	// Discarded counts delivered bytes thrown away unread by Flush or by
 	// Close of the reading end.
 	Discarded int64

@@ -1,0 +1,69 @@
+package mux
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/uartproxy/uartproxy/internal/message"
+)
+
+// BaudSwitch describes one baud-rate change (docs/protocol.md §5.7).
+type BaudSwitch struct {
+	From, To int
+	// Apply sets the local UART (and tells the link) to baud. It is
+	// called with To, and with From again if the switch fails.
+	Apply func(baud int) error
+	// Delay is how long after the device's answer both sides switch
+	// (default 50 ms).
+	Delay time.Duration
+	// Confirm bounds the ECHO at the new rate (default 700 ms; it must be
+	// shorter than the device's revert timer of 1 s).
+	Confirm time.Duration
+}
+
+// Baud-switch defaults (protocol: the device reverts 1000 ms after its
+// switch without BAUD_COMMIT, docs/protocol.md §5.7).
+const (
+	defaultSwitchDelay   = 50 * time.Millisecond
+	defaultSwitchConfirm = 700 * time.Millisecond
+)
+
+// SwitchBaud changes the line's baud rate on both ends: the device agrees,
+// both switch, an ECHO at the new rate confirms, and BAUD_COMMIT makes it
+// stick. If the device refuses, nothing changes; if the new rate does not
+// work, both ends fall back to From and the error says so.
+func (s *Session) SwitchBaud(ctx context.Context, sw BaudSwitch) error {
+	if sw.Delay <= 0 {
+		sw.Delay = defaultSwitchDelay
+	}
+	if sw.Confirm <= 0 {
+		sw.Confirm = defaultSwitchConfirm
+	}
+	if _, err := s.Request(ctx, message.OpSetBaud, []any{sw.To, sw.Delay.Milliseconds()}); err != nil {
+		return fmt.Errorf("device refused %d baud: %w", sw.To, err)
+	}
+	time.Sleep(sw.Delay)
+	if err := sw.Apply(sw.To); err != nil {
+		return fmt.Errorf("setting the local UART to %d baud: %w (the device falls back by itself)", sw.To, err)
+	}
+	fallback := func(cause error) error {
+		if err := sw.Apply(sw.From); err != nil {
+			return fmt.Errorf("%d baud failed (%v) and the local UART could not go back to %d: %w", sw.To, cause, sw.From, err)
+		}
+		return fmt.Errorf("%d baud does not work on this line (%v): back at %d", sw.To, cause, sw.From)
+	}
+	cctx, cancel := context.WithTimeout(ctx, sw.Confirm)
+	_, err := s.Echo(cctx, []byte("baud"))
+	cancel()
+	if err != nil {
+		return fallback(err)
+	}
+	cctx, cancel = context.WithTimeout(ctx, sw.Confirm)
+	_, err = s.Request(cctx, message.OpBaudCommit, nil)
+	cancel()
+	if err != nil {
+		return fallback(err)
+	}
+	return nil
+}

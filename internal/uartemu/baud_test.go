@@ -1,0 +1,60 @@
+package uartemu
+
+import (
+	"bytes"
+	"io"
+	"testing"
+	"time"
+)
+
+func TestSetBaud(t *testing.T) {
+	host, dev := New(Symmetric(Line{Baud: 115200, FlowControl: true}))
+	defer host.Close()
+	defer dev.Close()
+	send := func(p []byte) []byte {
+		t.Helper()
+		go host.Write(p)
+		got := make([]byte, len(p))
+		dev.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(dev, got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	msg := bytes.Repeat([]byte("uartproxy"), 50)
+	if got := send(msg); !bytes.Equal(got, msg) {
+		t.Fatal("matched rates garbled the data")
+	}
+	// Only the host switches: the device hears noise.
+	if err := host.SetBaud(921600); err != nil {
+		t.Fatal(err)
+	}
+	if got := send(msg); bytes.Equal(got, msg) {
+		t.Fatal("mismatched rates delivered clean data")
+	}
+	if g := host.Stats().Garbled; g != int64(len(msg)) {
+		t.Fatalf("Garbled = %d, want %d", g, len(msg))
+	}
+	// Both at the new rate: clean again, and paced at the new rate.
+	dev.SetBaud(921600)
+	big := bytes.Repeat([]byte{0x55}, 46080) // 0.5 s at 921600
+	start := time.Now()
+	if got := send(big); !bytes.Equal(got, big) {
+		t.Fatal("matched new rate garbled the data")
+	}
+	if d := time.Since(start); d < 400*time.Millisecond || d > 1500*time.Millisecond {
+		t.Fatalf("46080 bytes at 921600 took %v, want about 0.5 s", d)
+	}
+	if host.Baud() != 921600 {
+		t.Fatalf("Baud() = %d", host.Baud())
+	}
+	if err := host.SetBaud(0); err == nil {
+		t.Fatal("SetBaud(0) accepted")
+	}
+	h2, d2 := New(Symmetric(Line{}))
+	defer h2.Close()
+	defer d2.Close()
+	if err := h2.SetBaud(9600); err == nil {
+		t.Fatal("SetBaud on an unpaced line accepted")
+	}
+}
