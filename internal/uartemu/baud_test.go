@@ -2,6 +2,7 @@ package uartemu
 
 import (
 	"bytes"
+	"go.bug.st/serial"
 	"io"
 	"testing"
 	"time"
@@ -56,5 +57,29 @@ func TestSetBaud(t *testing.T) {
 	defer d2.Close()
 	if err := h2.SetBaud(9600); err == nil {
 		t.Fatal("SetBaud on an unpaced line accepted")
+	}
+}
+
+// TestPTYFollowsHostBaud: the pty's host end takes the rate the host sets
+// through termios, as a USB adapter does (non-standard rates included).
+func TestPTYFollowsHostBaud(t *testing.T) {
+	p, err := NewPTY(Symmetric(Line{Baud: 921600, FlowControl: true}), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, baud := range []int{115200, 1400000, 921600} {
+		sp, err := serial.Open(p.Path(), &serial.Mode{BaudRate: baud})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for p.host.Baud() != baud && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		sp.Close()
+		if got := p.host.Baud(); got != baud {
+			t.Fatalf("host end at %d after the host set %d", got, baud)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"time"
 )
 
 // ptyBufSize is the chunk the bridge moves between the pty and the cable.
@@ -17,8 +18,10 @@ const ptyBufSize = 4096
 //
 // Bytes the host writes into the slave are paced host→device and read from
 // Device(); bytes written to Device() are paced device→host and then read by
-// the host from the slave. The baud rate the host sets on the pty is
-// ignored: the emulator paces at the Config's rates. Bytes the device sends
+// the host from the slave. The host end follows the baud rate the host sets
+// on the pty (checked every 20 ms), as a USB adapter does: a host at another
+// rate than the device hears garbage, and a baud switch (docs/protocol.md
+// §5.7) works through the real serial code path. Bytes the device sends
 // while no program has the slave open wait in the pty (a few KiB) and go to
 // the next program that opens it.
 //
@@ -33,6 +36,7 @@ type PTY struct {
 	device *Port
 
 	wg        sync.WaitGroup
+	stop      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -45,7 +49,7 @@ func NewPTY(cfg Config, linkPath string) (*PTY, error) {
 	if err != nil {
 		return nil, fmt.Errorf("uartemu: open pty: %w", err)
 	}
-	p := &PTY{master: master, slave: slave, path: slave.Name()}
+	p := &PTY{master: master, slave: slave, path: slave.Name(), stop: make(chan struct{})}
 	if linkPath != "" {
 		if err := replaceSymlink(p.path, linkPath); err != nil {
 			master.Close()
@@ -55,9 +59,11 @@ func NewPTY(cfg Config, linkPath string) (*PTY, error) {
 		p.link = linkPath
 	}
 	p.host, p.device = New(cfg)
-	p.wg.Add(2)
+	p.wg.Add(3)
 	go p.masterToCable()
 	go p.cableToMaster()
+	initial, _ := ptyBaud(slave) // before anyone can open the slave
+	go p.followBaud(cfg.HostToDevice.Baud > 0 && cfg.DeviceToHost.Baud > 0, initial)
 	return p, nil
 }
 
@@ -83,6 +89,7 @@ func (p *PTY) Close() error {
 				}
 			}
 		}
+		close(p.stop)
 		p.host.Close()
 		errs = append(errs, p.master.Close())
 		p.wg.Wait()
@@ -91,6 +98,32 @@ func (p *PTY) Close() error {
 		p.closeErr = errors.Join(errs...)
 	})
 	return p.closeErr
+}
+
+// followBaud sets the host end's rate to what the host last set on the
+// pty. The rate the pty has when the bridge starts is not a choice of the
+// host's and is ignored.
+func (p *PTY) followBaud(paced bool, initial int) {
+	defer p.wg.Done()
+	if !paced {
+		return
+	}
+	last := initial
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-tick.C:
+		}
+		b, err := ptyBaud(p.slave)
+		if err != nil || b == last || b <= 0 {
+			continue
+		}
+		last = b
+		p.host.SetBaud(b)
+	}
 }
 
 // masterToCable carries what the host writes into the slave to the cable.

@@ -73,3 +73,25 @@ func makeRaw(f *os.File) error {
 	}
 	return ioErr
 }
+
+// ptyBaud returns the output speed set on the pty, in bits per second;
+// termios2 reports it numerically, non-standard rates included.
+func ptyBaud(f *os.File) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var speed int
+	var ierr error
+	err = rc.Control(func(fd uintptr) {
+		var t *unix.Termios
+		t, ierr = unix.IoctlGetTermios(int(fd), unix.TCGETS2)
+		if ierr == nil {
+			speed = int(t.Ospeed)
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	return speed, ierr
+}

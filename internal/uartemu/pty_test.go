@@ -49,7 +49,7 @@ func TestPTY(t *testing.T) {
 
 	// Open by path, talk both ways, close, and open again.
 	for round, path := range []string{p.Path(), link, p.Path()} {
-		port, err := serial.Open(path, &serial.Mode{BaudRate: 115200})
+		port, err := serial.Open(path, &serial.Mode{BaudRate: 921600}) // the line's rate: the pty follows the host's
 		if err != nil {
 			t.Fatalf("round %d: open %s: %v", round, path, err)
 		}
@@ -86,21 +86,25 @@ func TestPTY(t *testing.T) {
 	}
 }
 
-// TestPTYPaced checks that the pty path is paced at the configured rate,
-// whatever baud rate the host sets.
+// TestPTYPaced checks that the pty path is paced at the rate the host set
+// (the device at the same rate), not as fast as a pty goes.
 func TestPTYPaced(t *testing.T) {
 	const baud = 115200
-	p, err := NewPTY(Symmetric(Line{Baud: baud}), "")
+	p, err := NewPTY(Symmetric(Line{Baud: 921600}), "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	port, err := serial.Open(p.Path(), &serial.Mode{BaudRate: 9600})
+	p.Device().SetBaud(baud)
+	port, err := serial.Open(p.Path(), &serial.Mode{BaudRate: baud})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer port.Close()
 	size := baud / 10 / 4 // 250 ms
+	for p.host.Baud() != baud { // the bridge notices within 20 ms
+		time.Sleep(5 * time.Millisecond)
+	}
 	start := time.Now()
 	if _, err := port.Write(make([]byte, size)); err != nil {
 		t.Fatal(err)
