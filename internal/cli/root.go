@@ -21,6 +21,7 @@ import (
 // help lists them sorted.
 func subcommands() []*cobra.Command {
 	return []*cobra.Command{
+		newBenchCmd(),
 		newEmulateCmd(),
 		newPortsCmd(),
 		newVersionCmd(),
