@@ -6,10 +6,19 @@ import (
 	"github.com/uartproxy/uartproxy/internal/message"
 )
 
-// baudSetter is a UART whose rate can change (uartemu.Port).
+// baudSetter is a UART whose rate and flow control can change
+// (uartemu.Port).
 type baudSetter interface {
 	SetBaud(baud int) error
 	Baud() int
+	SetFlowControl(on bool)
+	FlowControl() bool
+}
+
+// lineSetting is a UART's rate and RTS/CTS.
+type lineSetting struct {
+	baud int
+	flow bool
 }
 
 // Baud-switch limits (protocol: must match docs/protocol.md §5.7).
@@ -22,13 +31,14 @@ const (
 
 // baudSwitch is a switch that has not been committed yet.
 type baudSwitch struct {
-	from, to int
+	from, to lineSetting
 	timer    *time.Timer
 }
 
 // setBaud answers SET_BAUD: agree now, switch after delay, and fall back
 // unless BAUD_COMMIT arrives within revertAfter of the switch.
-func (d *Device) setBaud(baud int, delay time.Duration) (any, message.Code) {
+// flow is 0 (off), 1 (RTS/CTS) or -1 (unchanged).
+func (d *Device) setBaud(baud int, delay time.Duration, flow int) (any, message.Code) {
 	bs, ok := d.port.(baudSetter)
 	if !ok {
 		return "this UART cannot change rate", message.CodeUnsupported
@@ -44,7 +54,12 @@ func (d *Device) setBaud(baud int, delay time.Duration) (any, message.Code) {
 	if d.pendingBaud != nil {
 		return "a switch is in progress", message.CodeLimit
 	}
-	sw := &baudSwitch{from: bs.Baud(), to: baud}
+	from := lineSetting{baud: bs.Baud(), flow: bs.FlowControl()}
+	to := lineSetting{baud: baud, flow: from.flow}
+	if flow >= 0 {
+		to.flow = flow == 1
+	}
+	sw := &baudSwitch{from: from, to: to}
 	d.pendingBaud = sw
 	sw.timer = time.AfterFunc(delay, func() {
 		d.applyBaud(bs, sw.to)
@@ -57,13 +72,16 @@ func (d *Device) setBaud(baud int, delay time.Duration) (any, message.Code) {
 	return nil, message.CodeOK
 }
 
-func (d *Device) applyBaud(bs baudSetter, baud int) {
-	if err := bs.SetBaud(baud); err != nil {
-		d.cfg.Logger.Warn().Err(err).Int("baud", baud).Msg("cannot change UART rate")
+func (d *Device) applyBaud(bs baudSetter, to lineSetting) {
+	if err := bs.SetBaud(to.baud); err != nil {
+		d.cfg.Logger.Warn().Err(err).Int("baud", to.baud).Msg("cannot change UART rate")
 		return
 	}
-	d.Link().SetBaud(baud)
-	d.cfg.Logger.Info().Int("baud", baud).Msg("UART rate changed")
+	bs.SetFlowControl(to.flow)
+	l := d.Link()
+	l.SetBaud(to.baud)
+	l.SetFlowControl(to.flow)
+	d.cfg.Logger.Info().Int("baud", to.baud).Bool("rtscts", to.flow).Msg("UART setting changed")
 }
 
 func (d *Device) revertBaud(bs baudSetter, sw *baudSwitch) {
@@ -74,7 +92,7 @@ func (d *Device) revertBaud(bs baudSetter, sw *baudSwitch) {
 	}
 	d.pendingBaud = nil
 	d.baudMu.Unlock()
-	d.cfg.Logger.Warn().Int("from", sw.to).Int("to", sw.from).Msg("no BAUD_COMMIT: falling back")
+	d.cfg.Logger.Warn().Int("from", sw.to.baud).Int("to", sw.from.baud).Msg("no BAUD_COMMIT: falling back")
 	d.applyBaud(bs, sw.from)
 }
 

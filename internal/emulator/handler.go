@@ -290,15 +290,18 @@ func (h *handler) ServeRequest(ctx context.Context, op message.Op, args cbor.Raw
 		}
 		return b, message.CodeOK
 	case message.OpSetBaud:
-		var a struct {
-			_       struct{} `cbor:",toarray"`
-			Baud    int
-			DelayMS int
-		}
-		if err := message.Unmarshal(args, &a); err != nil {
+		var a []int64
+		if err := message.Unmarshal(args, &a); err != nil || len(a) < 2 || len(a) > 3 {
 			return "bad arguments", message.CodeProtocol
 		}
-		return h.d.setBaud(a.Baud, time.Duration(a.DelayMS)*time.Millisecond)
+		flow := -1 // unchanged
+		if len(a) == 3 {
+			if a[2] != 0 && a[2] != 1 {
+				return "flow must be 0 or 1", message.CodeProtocol
+			}
+			flow = int(a[2])
+		}
+		return h.d.setBaud(int(a[0]), time.Duration(a[1])*time.Millisecond, flow)
 	case message.OpBaudCommit:
 		return h.d.commitBaud()
 	}

@@ -122,12 +122,17 @@ func (h *Host) Done() <-chan struct{} { return h.link.Done() }
 // away.
 func (h *Host) Err() error { return h.link.Err() }
 
-// SetBaud switches the local UART to baud and tells the link: the Apply
-// step of a mux.BaudSwitch (docs/protocol.md §5.7).
-func (h *Host) SetBaud(baud int) error {
+// SetLine switches the local UART to baud and RTS/CTS and tells the link:
+// the Apply step of a mux.BaudSwitch (docs/protocol.md §5.7).
+func (h *Host) SetLine(baud int, flow bool) error {
 	if err := h.port.SetBaud(baud); err != nil {
 		return err
 	}
+	got, err := h.port.SetFlowControl(flow)
+	if err != nil {
+		return err
+	}
 	h.link.SetBaud(baud)
+	h.link.SetFlowControl(got)
 	return nil
 }

@@ -61,12 +61,7 @@ func (lp *loop) establish(peer message.Hello, rev uint, now time.Time) {
 	lp.maxPayload = int(min(lp.local.MaxPayload, peer.MaxPayload))
 	lp.sess = Session{Local: lp.local, Peer: peer, Revision: rev, MaxPayload: lp.maxPayload, Window: lp.window}
 	lp.resetSequences()
-	lp.rtt.min = max(lp.cfg.MinRTO, ackDelayBound(lp.maxPayload, int(lp.local.Baud), int(peer.Baud)))
-	if !lp.cfg.NoFlowControl {
-		// With RTS/CTS a loss is noise, never congestion: two doublings
-		// cover a stale RTT estimate without stalling recovery for seconds.
-		lp.rtt.maxBackoff = 2
-	}
+	lp.setLossPolicy()
 	lp.sizer = newSizer(lp.maxPayload)
 	lp.cwnd, lp.recovering = float64(lp.window), false
 	lp.lastRecv = now
@@ -112,4 +107,16 @@ func (lp *loop) resetSequences() {
 	// A frame still in the writer belongs to the old session; its slot
 	// is gone, so forget it.
 	lp.inWriter = -1
+}
+
+// setLossPolicy derives the RTO floor and backoff from the line settings
+// (docs/protocol.md §6.5, §6.5b).
+func (lp *loop) setLossPolicy() {
+	lp.rtt.min = max(lp.cfg.MinRTO, ackDelayBound(lp.maxPayload, int(lp.local.Baud), int(lp.sess.Peer.Baud)))
+	lp.rtt.maxBackoff = 6
+	if !lp.cfg.NoFlowControl {
+		// With RTS/CTS a loss is noise, never congestion: two doublings
+		// cover a stale RTT estimate without stalling recovery for seconds.
+		lp.rtt.maxBackoff = 2
+	}
 }

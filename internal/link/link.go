@@ -50,9 +50,9 @@ type Link struct {
 	c   *counters
 
 	rx     chan rxFrame
-	baud   chan int      // SetBaud to the loop
-	tx     chan []byte   // capacity 1; written only when the writer is idle
-	txDone chan struct{} // the writer finished one frame
+	line   chan lineChange // SetBaud, SetFlowControl to the loop
+	tx     chan []byte     // capacity 1; written only when the writer is idle
+	txDone chan struct{}   // the writer finished one frame
 	done   chan struct{}
 
 	errOnce sync.Once
@@ -76,7 +76,7 @@ func New(rw io.ReadWriteCloser, cfg Config, up Upper) (*Link, error) {
 	l := &Link{
 		rw: rw, cfg: cfg, up: up, log: cfg.Logger, c: newCounters(),
 		rx:     make(chan rxFrame, 64),
-		baud:   make(chan int, 1),
+		line:   make(chan lineChange, 1),
 		tx:     make(chan []byte, 1),
 		txDone: make(chan struct{}, 1),
 		done:   make(chan struct{}),
@@ -115,11 +115,23 @@ func (l *Link) Err() error {
 // Stats returns a snapshot of the counters.
 func (l *Link) Stats() Stats { return l.c.snapshot() }
 
+// lineChange is a new UART setting for the loop.
+type lineChange struct {
+	baud int   // 0: unchanged
+	flow *bool // nil: unchanged
+}
+
 // SetBaud tells the link that its UART now runs at baud, after a switch
 // (docs/protocol.md §5.7); the RTO floor depends on it.
-func (l *Link) SetBaud(baud int) {
+func (l *Link) SetBaud(baud int) { l.setLine(lineChange{baud: baud}) }
+
+// SetFlowControl tells the link whether RTS/CTS is now in force; loss
+// handling depends on it (docs/protocol.md §6.5b).
+func (l *Link) SetFlowControl(on bool) { l.setLine(lineChange{flow: &on}) }
+
+func (l *Link) setLine(c lineChange) {
 	select {
-	case l.baud <- baud:
+	case l.line <- c:
 	case <-l.done:
 	}
 }

@@ -109,11 +109,8 @@ func (lp *loop) run() {
 		case <-l.txDone:
 			lp.onTxDone()
 		case <-wake:
-		case b := <-l.baud:
-			lp.local.Baud = uint(max(b, 0))
-			if lp.established {
-				lp.rtt.min = max(lp.cfg.MinRTO, ackDelayBound(lp.maxPayload, b, int(lp.sess.Peer.Baud)))
-			}
+		case c := <-l.line:
+			lp.onLineChange(c)
 		case <-timer.C:
 		case <-l.done:
 			if lp.established {
@@ -416,6 +413,23 @@ func (lp *loop) onAck(ack uint16, sack uint32, now time.Time) {
 		}
 	}
 	lp.publishRTT()
+}
+
+// onLineChange applies a UART change made under a running session.
+func (lp *loop) onLineChange(c lineChange) {
+	if c.baud > 0 {
+		lp.local.Baud = uint(c.baud)
+	}
+	if c.flow != nil {
+		lp.cfg.NoFlowControl = !*c.flow
+		lp.recovering = false
+		if *c.flow {
+			lp.cwnd = float64(lp.window)
+		}
+	}
+	if lp.established {
+		lp.setLossPolicy()
+	}
 }
 
 func (lp *loop) markLost(s *slot, seq uint16) {

@@ -8,12 +8,15 @@ import (
 	"github.com/uartproxy/uartproxy/internal/message"
 )
 
-// BaudSwitch describes one baud-rate change (docs/protocol.md §5.7).
+// BaudSwitch describes one change of baud rate and RTS/CTS
+// (docs/protocol.md §5.7).
 type BaudSwitch struct {
-	From, To int
-	// Apply sets the local UART (and tells the link) to baud. It is
-	// called with To, and with From again if the switch fails.
-	Apply func(baud int) error
+	From, To         int
+	FromFlow, ToFlow bool // RTS/CTS before and after
+	// Apply sets the local UART (and tells the link) to baud and flow
+	// control. It is called with To, and with From again if the switch
+	// fails.
+	Apply func(baud int, flow bool) error
 	// Delay is how long after the device's answer both sides switch
 	// (default 50 ms).
 	Delay time.Duration
@@ -40,15 +43,19 @@ func (s *Session) SwitchBaud(ctx context.Context, sw BaudSwitch) error {
 	if sw.Confirm <= 0 {
 		sw.Confirm = defaultSwitchConfirm
 	}
-	if _, err := s.Request(ctx, message.OpSetBaud, []any{sw.To, sw.Delay.Milliseconds()}); err != nil {
+	flow := 0
+	if sw.ToFlow {
+		flow = 1
+	}
+	if _, err := s.Request(ctx, message.OpSetBaud, []any{sw.To, sw.Delay.Milliseconds(), flow}); err != nil {
 		return fmt.Errorf("device refused %d baud: %w", sw.To, err)
 	}
 	time.Sleep(sw.Delay)
-	if err := sw.Apply(sw.To); err != nil {
+	if err := sw.Apply(sw.To, sw.ToFlow); err != nil {
 		return fmt.Errorf("setting the local UART to %d baud: %w (the device falls back by itself)", sw.To, err)
 	}
 	fallback := func(cause error) error {
-		if err := sw.Apply(sw.From); err != nil {
+		if err := sw.Apply(sw.From, sw.FromFlow); err != nil {
 			return fmt.Errorf("%d baud failed (%v) and the local UART could not go back to %d: %w", sw.To, cause, sw.From, err)
 		}
 		return fmt.Errorf("%d baud does not work on this line (%v): back at %d", sw.To, cause, sw.From)

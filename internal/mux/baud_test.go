@@ -34,7 +34,7 @@ func TestSwitchBaudDuringTransfer(t *testing.T) {
 		got <- b
 	}()
 	time.Sleep(200 * time.Millisecond) // mid-transfer
-	err = b.Host.SwitchBaud(ctxT(t, 5*time.Second), mux.BaudSwitch{From: 921600, To: 3000000, Apply: b.SetHostBaud})
+	err = b.Host.SwitchBaud(ctxT(t, 5*time.Second), mux.BaudSwitch{From: 921600, To: 3000000, FromFlow: true, ToFlow: true, Apply: b.SetHostLine})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestSwitchBaudDuringTransfer(t *testing.T) {
 
 func TestSwitchBaudRefused(t *testing.T) {
 	b := newBed(t, testbed.Clean(921600))
-	err := b.Host.SwitchBaud(ctxT(t, 5*time.Second), mux.BaudSwitch{From: 921600, To: 50, Apply: b.SetHostBaud})
+	err := b.Host.SwitchBaud(ctxT(t, 5*time.Second), mux.BaudSwitch{From: 921600, To: 50, FromFlow: true, ToFlow: true, Apply: b.SetHostLine})
 	if mux.CodeOf(err) != message.CodeUnsupported {
 		t.Fatalf("switch to 50 baud: %v", err)
 	}
@@ -72,14 +72,14 @@ func TestSwitchBaudFallsBack(t *testing.T) {
 	b := newBed(t, testbed.Clean(921600))
 	// A host adapter that cannot really do the new rate: it ends up at a
 	// third one, so nothing gets through at the new rate.
-	broken := func(baud int) error {
+	broken := func(baud int, flow bool) error {
 		if baud == 3000000 {
-			return b.SetHostBaud(2000000)
+			return b.SetHostLine(2000000, flow)
 		}
-		return b.SetHostBaud(baud)
+		return b.SetHostLine(baud, flow)
 	}
 	start := time.Now()
-	err := b.Host.SwitchBaud(ctxT(t, 5*time.Second), mux.BaudSwitch{From: 921600, To: 3000000, Apply: broken})
+	err := b.Host.SwitchBaud(ctxT(t, 5*time.Second), mux.BaudSwitch{From: 921600, To: 3000000, FromFlow: true, ToFlow: true, Apply: broken})
 	if err == nil || !strings.Contains(err.Error(), "back at 921600") {
 		t.Fatalf("broken switch: %v", err)
 	}
@@ -102,4 +102,30 @@ func TestSwitchBaudFallsBack(t *testing.T) {
 		}
 	}
 	t.Logf("fell back in %v; host link %d sessions", time.Since(start), b.HostLink.Stats().Sessions)
+}
+
+func TestSwitchFlowControlOff(t *testing.T) {
+	b := newBed(t, testbed.Clean(921600))
+	err := b.Host.SwitchBaud(ctxT(t, 5*time.Second), mux.BaudSwitch{From: 921600, To: 921600, FromFlow: true, ToFlow: false, Apply: b.SetHostLine})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.HostPort.FlowControl() || b.DevicePort.FlowControl() {
+		t.Fatal("RTS/CTS still on after switching it off")
+	}
+	st, err := b.Host.OpenService(ctxT(t, 5*time.Second), "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	data := make([]byte, 100<<10)
+	rand.Read(data)
+	go func() {
+		st.Write(data)
+		st.CloseWrite()
+	}()
+	st.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if got, err := io.ReadAll(st); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("echo without RTS/CTS: %d bytes, %v", len(got), err)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -42,6 +43,8 @@ type Config struct {
 // Port is an open serial device.
 type Port struct {
 	path   string
+	ctl    control // kept open: flow control can change later (SetFlowControl)
+	flowMu sync.Mutex
 	flow   bool
 	port   serial.Port
 	closed atomic.Bool
@@ -67,7 +70,6 @@ func Open(cfg Config) (*Port, error) {
 	if err != nil {
 		return nil, openError(cfg.Path, err)
 	}
-	defer ctl.close()
 
 	sp, err := serial.Open(cfg.Path, &serial.Mode{
 		BaudRate: cfg.Baud,
@@ -76,19 +78,22 @@ func Open(cfg Config) (*Port, error) {
 		StopBits: serial.OneStopBit,
 	})
 	if err != nil {
+		ctl.close()
 		return nil, openError(cfg.Path, err)
 	}
-	p := &Port{path: cfg.Path, port: sp}
+	p := &Port{path: cfg.Path, ctl: ctl, port: sp}
 	if cfg.ReadTimeout > 0 {
 		if err := sp.SetReadTimeout(cfg.ReadTimeout); err != nil {
 			sp.Close()
+			ctl.close()
 			return nil, fmt.Errorf("%s: set read timeout: %w", cfg.Path, err)
 		}
 	}
 	if cfg.FlowControl {
 		// After serial.Open, which clears CRTSCTS.
-		if p.flow, err = ctl.enableRTSCTS(); err != nil {
+		if p.flow, err = ctl.setRTSCTS(true); err != nil {
 			sp.Close()
+			ctl.close()
 			return nil, fmt.Errorf("%s: enable RTS/CTS flow control: %w", cfg.Path, err)
 		}
 	}
@@ -112,7 +117,24 @@ func (p *Port) Path() string { return p.path }
 
 // FlowControl reports whether RTS/CTS flow control is on: it was asked for,
 // and the device took the CRTSCTS flag and kept it.
-func (p *Port) FlowControl() bool { return p.flow }
+func (p *Port) FlowControl() bool {
+	p.flowMu.Lock()
+	defer p.flowMu.Unlock()
+	return p.flow
+}
+
+// SetFlowControl turns RTS/CTS on or off (docs/protocol.md §5.7) and
+// reports whether it is on afterwards.
+func (p *Port) SetFlowControl(on bool) (bool, error) {
+	p.flowMu.Lock()
+	defer p.flowMu.Unlock()
+	ok, err := p.ctl.setRTSCTS(on)
+	if err != nil {
+		return p.flow, fmt.Errorf("%s: set RTS/CTS %v: %w", p.path, on, err)
+	}
+	p.flow = ok
+	return ok, nil
+}
 
 // Read reads at least one byte. It blocks until data arrives, the port is
 // closed (ErrClosed), the device goes away (ErrDisconnected), or
@@ -161,6 +183,7 @@ func (p *Port) Close() error {
 	if !p.closed.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
+	defer p.ctl.close()
 	if err := p.port.Close(); err != nil {
 		return &os.PathError{Op: "close", Path: p.path, Err: err}
 	}

@@ -25,14 +25,19 @@ func openControl(path string) (control, error) {
 	return control{fd}, nil
 }
 
-// enableRTSCTS sets CRTSCTS on the device and reads it back. A device that
-// has no termios or refuses the flag is not an error: ok is then false.
-func (c control) enableRTSCTS() (ok bool, err error) {
+// setRTSCTS sets or clears CRTSCTS on the device and reports whether it is
+// set afterwards. A device that has no termios or refuses the flag is not
+// an error: ok is then false.
+func (c control) setRTSCTS(on bool) (ok bool, err error) {
 	t, err := unix.IoctlGetTermios(c.fd, unix.TCGETS)
 	if err != nil {
 		return false, unsupported(err)
 	}
-	t.Cflag |= unix.CRTSCTS
+	if on {
+		t.Cflag |= unix.CRTSCTS
+	} else {
+		t.Cflag &^= unix.CRTSCTS
+	}
 	if err := unix.IoctlSetTermios(c.fd, unix.TCSETS, t); err != nil {
 		return false, unsupported(err)
 	}

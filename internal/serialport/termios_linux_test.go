@@ -75,3 +75,28 @@ func TestSetBaudKeepsFlowControl(t *testing.T) {
 		t.Errorf("master read %q", got)
 	}
 }
+
+// TestSetFlowControl turns RTS/CTS off and on again through the descriptor
+// kept from Open.
+func TestSetFlowControl(t *testing.T) {
+	_, path := openPty(t)
+	p := openPort(t, Config{Path: path, Baud: 921600, FlowControl: true})
+	read := func() bool {
+		fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		tio, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tio.Cflag&unix.CRTSCTS != 0
+	}
+	if ok, err := p.SetFlowControl(false); err != nil || ok || read() || p.FlowControl() {
+		t.Fatalf("off: ok %v err %v termios %v", ok, err, read())
+	}
+	if ok, err := p.SetFlowControl(true); err != nil || ok != read() || ok != p.FlowControl() {
+		t.Fatalf("on: ok %v err %v termios %v", ok, err, read())
+	}
+}

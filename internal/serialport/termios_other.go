@@ -6,6 +6,6 @@ package serialport
 // reported and flow control is never on.
 type control struct{}
 
-func openControl(string) (control, error)          { return control{}, nil }
-func (control) enableRTSCTS() (ok bool, err error) { return false, nil }
-func (control) close()                             {}
+func openControl(string) (control, error)           { return control{}, nil }
+func (control) setRTSCTS(bool) (ok bool, err error) { return false, nil }
+func (control) close()                              {}

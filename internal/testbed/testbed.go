@@ -132,12 +132,14 @@ func (b *Bed) Close() {
 // LineRate is the wire ceiling in payload bytes per second (8N1).
 func (b *Bed) LineRate() float64 { return float64(b.Baud) / 10 }
 
-// SetHostBaud switches the host's end of the line to baud and tells the
-// host link: the Apply step of a mux.BaudSwitch.
-func (b *Bed) SetHostBaud(baud int) error {
+// SetHostLine switches the host's end of the line to baud and RTS/CTS and
+// tells the host link: the Apply step of a mux.BaudSwitch.
+func (b *Bed) SetHostLine(baud int, flow bool) error {
 	if err := b.HostPort.SetBaud(baud); err != nil {
 		return err
 	}
+	b.HostPort.SetFlowControl(flow)
 	b.HostLink.SetBaud(baud)
+	b.HostLink.SetFlowControl(flow)
 	return nil
 }

@@ -83,3 +83,33 @@ func TestPTYFollowsHostBaud(t *testing.T) {
 		}
 	}
 }
+
+// TestSetFlowControl: RTS/CTS holds a writer back only while both ends use
+// it; turning it off releases the writer and bytes overflow instead.
+func TestSetFlowControl(t *testing.T) {
+	host, dev := New(Symmetric(Line{Baud: 921600, FlowControl: true, RxBuffer: 1024}))
+	defer host.Close()
+	defer dev.Close()
+	done := make(chan struct{})
+	go func() {
+		host.Write(make([]byte, 8192)) // nobody reads: blocks under RTS/CTS
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Fatal("write finished although the reader's buffer is full and RTS/CTS is on")
+	case <-time.After(300 * time.Millisecond):
+	}
+	if host.Stats().Overflow != 0 {
+		t.Fatal("overflow under RTS/CTS")
+	}
+	host.SetFlowControl(false)
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("write still blocked after RTS/CTS went off")
+	}
+	if host.Stats().Overflow == 0 || host.FlowControl() || !dev.FlowControl() {
+		t.Fatalf("after switching off: %+v", host.Stats())
+	}
+}

@@ -45,6 +45,10 @@ type line struct {
 	rxReady     signal // broadcast when rx gains bytes or the reader closes
 	txReady     signal // broadcast when pending is absorbed or the writer closes/silences
 
+	// flow is RTS/CTS in force: the writer obeys CTS and the reader drives
+	// RTS (both ends configured for it). It starts as cfg.FlowControl.
+	flow, writerCTS, readerRTS bool
+
 	// readerBaud is the rate the reading end listens at; bytes sent at
 	// another rate arrive as garbage.
 	readerBaud uint64
@@ -68,6 +72,9 @@ func newLine(cfg Line, stream uint64) *line {
 		epoch:   time.Now(),
 
 		readerBaud: uint64(cfg.Baud),
+		flow:       cfg.FlowControl,
+		writerCTS:  cfg.FlowControl,
+		readerRTS:  cfg.FlowControl,
 		garble:     0x9e3779b97f4a7c15 ^ stream,
 	}
 	if l.paced() {
@@ -158,7 +165,7 @@ func (l *line) advance(now time.Time) {
 			}
 			n = int(min(int64(n), due))
 		}
-		if l.cfg.FlowControl && !l.rclosed {
+		if l.flow && !l.rclosed {
 			room := l.rx.free()
 			if room == 0 {
 				l.stalled = true
@@ -293,6 +300,22 @@ func (l *line) setWriterBaud(baud uint64, now time.Time) {
 	}
 	l.epoch, l.sent, l.lag = free, 0, 0
 	l.clock = wireClock{baud: baud} // cfg stays as created: it decides paced()
+	l.wake()
+}
+
+// setFlow records one end's RTS/CTS setting; flow control holds only when
+// both ends use it. A wire released from flow control resumes at once.
+func (l *line) setFlow(writer bool, on bool, now time.Time) {
+	l.advance(now)
+	if writer {
+		l.writerCTS = on
+	} else {
+		l.readerRTS = on
+	}
+	l.flow = l.writerCTS && l.readerRTS
+	if !l.flow && l.stalled {
+		l.roomFreed(now)
+	}
 	l.wake()
 }
 

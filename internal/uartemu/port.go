@@ -213,3 +213,23 @@ func (p *Port) Baud() int {
 	defer p.out.mu.Unlock()
 	return int(p.out.clock.baud)
 }
+
+// SetFlowControl turns this end's RTS/CTS on or off at run time, as a baud
+// switch may (docs/protocol.md §5.7). A direction is flow-controlled only
+// while both its ends use RTS/CTS.
+func (p *Port) SetFlowControl(on bool) {
+	now := time.Now()
+	p.out.mu.Lock()
+	p.out.setFlow(true, on, now)
+	p.out.mu.Unlock()
+	p.in.mu.Lock()
+	p.in.setFlow(false, on, now)
+	p.in.mu.Unlock()
+}
+
+// FlowControl reports whether this end uses RTS/CTS.
+func (p *Port) FlowControl() bool {
+	p.out.mu.Lock()
+	defer p.out.mu.Unlock()
+	return p.out.writerCTS
+}

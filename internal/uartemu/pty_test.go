@@ -101,7 +101,7 @@ func TestPTYPaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer port.Close()
-	size := baud / 10 / 4 // 250 ms
+	size := baud / 10 / 4       // 250 ms
 	for p.host.Baud() != baud { // the bridge notices within 20 ms
 		time.Sleep(5 * time.Millisecond)
 	}
