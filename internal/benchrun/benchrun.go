@@ -43,6 +43,11 @@ const (
 	// stream's start, buffer filling and, on a noisy line, the frame sizer.
 	minWarmup    = 300 * time.Millisecond
 	warmupFrames = 4
+	// edgeFrames and minEdge bound the wait for the first and after the
+	// last arrival in a window that counts as steady (see meter.rate):
+	// data arrives a frame at a time, plus scheduling latency.
+	edgeFrames = 3
+	minEdge    = 20 * time.Millisecond
 	// pollEvery is how often counters without events (the bytes the
 	// device or the host's mux counted) are sampled.
 	pollEvery = time.Millisecond
@@ -105,7 +110,8 @@ func Run(ctx context.Context, t Target, o Options, progress func(phase string, d
 		return Report{}, fmt.Errorf("benchrun: baud %d: want a positive rate", baud)
 	}
 	o = o.withDefaults(baud)
-	r := &runner{ctx: ctx, t: t, o: o, progress: progress, lineRate: float64(baud) / 10}
+	r := &runner{ctx: ctx, t: t, o: o, progress: progress, lineRate: float64(baud) / 10,
+		maxEdge: max(edgeFrames*frameTime(baud), minEdge)}
 	r.dev, _ = t.(DeviceCounters)
 	rep := Report{
 		Target: o.Target, Flow: o.Flow, Baud: baud, LineRate: r.lineRate,
@@ -141,6 +147,9 @@ type runner struct {
 	o        Options
 	progress func(phase string, done, total time.Duration)
 	lineRate float64
+	// maxEdge is the longest a steady transfer waits for its next
+	// arrival at either end of a window (see meter.rate).
+	maxEdge time.Duration
 }
 
 // snapshot is the links' counters at one instant.
@@ -384,7 +393,7 @@ func (r *runner) open(name string) (net.Conn, error) {
 }
 
 func (r *runner) goodput(m *meter, s0, s1 snapshot, counted string) *Goodput {
-	n, bps := m.rate(s0.t, s1.t)
+	n, bps := m.rate(s0.t, s1.t, r.maxEdge)
 	return &Goodput{Bytes: n, BytesPerSecond: bps, LineShare: bps / r.lineRate, CountedAt: counted}
 }
 

@@ -50,10 +50,15 @@ func (m *meter) Total() int64 {
 	return m.total
 }
 
-// rate returns the bytes counted and the bytes per second between the
-// first change at or after from and the last change at or before to; zero
-// when fewer than two changes fall in between.
-func (m *meter) rate(from, to time.Time) (int64, float64) {
+// rate returns the bytes counted between from and to and their rate.
+//
+// In steady state it takes them between the first change at or after from
+// and the last change at or before to. That span is only trusted when
+// neither end of the window waited longer than maxEdge for a change: after
+// a stall, a few arrivals close together would otherwise pass for the
+// rate of the whole window. Then, and when fewer than two changes fall in
+// the window, it is the growth of the counter over the whole window.
+func (m *meter) rate(from, to time.Time, maxEdge time.Duration) (int64, float64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cmp := func(s sample, t time.Time) int { return s.t.Compare(t) }
@@ -62,11 +67,25 @@ func (m *meter) rate(from, to time.Time) (int64, float64) {
 	if !found {
 		j--
 	}
-	if i >= len(m.samples) || j <= i {
-		return 0, 0
+	if i < len(m.samples) && j > i {
+		a, z := m.samples[i], m.samples[j]
+		if a.t.Sub(from) <= maxEdge && to.Sub(z.t) <= maxEdge {
+			return z.v - a.v, float64(z.v-a.v) / z.t.Sub(a.t).Seconds()
+		}
 	}
-	a, z := m.samples[i], m.samples[j]
-	return z.v - a.v, float64(z.v-a.v) / z.t.Sub(a.t).Seconds()
+	// The last value known at from and at to.
+	at := func(k int) int64 {
+		if k < 0 {
+			return 0
+		}
+		return m.samples[k].v
+	}
+	before := i - 1 // the last change before from
+	if i < len(m.samples) && m.samples[i].t.Equal(from) {
+		before = i
+	}
+	n := at(j) - at(before)
+	return n, float64(n) / to.Sub(from).Seconds()
 }
 
 // poll samples f into m every pollEvery until ctx ends.

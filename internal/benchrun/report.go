@@ -88,7 +88,8 @@ type LinkFigures struct {
 	// DataFramesSent counts DATA frames sent for the first time.
 	DataFramesSent uint64 `json:"data_frames_sent"`
 	Retransmits    uint64 `json:"retransmits"`
-	// RetransmitRate is Retransmits ÷ DataFramesSent.
+	// RetransmitRate is Retransmits ÷ DataFramesSent. It exceeds 1 when
+	// frames had to be resent more than once on average, as in a stall.
 	RetransmitRate float64 `json:"retransmit_rate"`
 	Timeouts       uint64  `json:"timeouts"` // retransmission timer expiries
 	// Dropped counts the frames dropped for other reasons, by reason.
