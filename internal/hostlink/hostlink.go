@@ -69,7 +69,6 @@ func Open(cfg Config) (*Host, error) {
 	lc.Logger = cfg.Logger.With().Str("layer", "link").Logger()
 	lc.Hello.Role = message.RoleHost
 	lc.Hello.Baud = uint(max(cfg.Port.Baud, 0))
-	lc.NoFlowControl = !cfg.Port.FlowControl
 	if lc.Hello.MaxStreams == 0 {
 		lc.Hello.MaxStreams = uint(mc.MaxStreams)
 	}
@@ -85,6 +84,9 @@ func Open(cfg Config) (*Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	// What the adapter really does decides the loss policy: one that
+	// cannot do RTS/CTS overflows like a line configured without it.
+	lc.NoFlowControl = !port.FlowControl()
 	sess := mux.New(mc)
 	l, err := link.New(port, lc, sess)
 	if err != nil {

@@ -115,8 +115,10 @@ func (lp *loop) setLossPolicy() {
 	lp.rtt.min = max(lp.cfg.MinRTO, ackDelayBound(lp.maxPayload, int(lp.local.Baud), int(lp.sess.Peer.Baud)))
 	lp.rtt.maxBackoff = 6
 	if !lp.cfg.NoFlowControl {
-		// With RTS/CTS a loss is noise, never congestion: two doublings
-		// cover a stale RTT estimate without stalling recovery for seconds.
-		lp.rtt.maxBackoff = 2
+		// With RTS/CTS a loss is noise, never congestion, and the floor
+		// already covers an ack delayed behind a full frame: one doubling
+		// absorbs a stale estimate; more would only leave a frame the
+		// noise keeps hitting waiting longer between tries.
+		lp.rtt.maxBackoff = 1
 	}
 }

@@ -471,9 +471,16 @@ func TestRTTAndSizer(t *testing.T) {
 		t.Fatalf("ack delay bound at 115200: %v", d)
 	}
 	z := newSizer(2048)
-	if z.limit(2048) != 2048 {
-		t.Fatal("clean sizer shrank")
+	if l := z.limit(2048); l < 400 || l > 900 {
+		t.Fatalf("fresh sizer starts at %d, want mid-sized frames", l)
 	}
+	for i := 0; i < 30; i++ {
+		z.record(z.limit(2048), false)
+	}
+	if z.limit(2048) != 2048 {
+		t.Fatalf("clean sizer still at %d after 30 good frames", z.limit(2048))
+	}
+	z = newSizer(2048)
 	// One bit in 1e5 wrong: about one 2 KiB frame in six lost.
 	r2 := rand.New(rand.NewPCG(1, 2))
 	for i := 0; i < 2000; i++ {

@@ -465,20 +465,31 @@ func (lp *loop) checkTimers(now time.Time) {
 		lp.endSession(ErrDead)
 		return
 	}
-	// On expiry only the oldest outstanding frame is resent, with ACKREQ:
-	// the answer's SACK shows what else is missing (docs/protocol.md §6.5).
+	// On expiry the frames whose timer ran out are resent, with ACKREQ
+	// (docs/protocol.md §6.5). With RTS/CTS that is every expired frame: a
+	// loss is noise, and resending one frame per RTO would leave the line
+	// idle while a window of long frames, sent before the sizer saw the
+	// noise, waits its turn. Without RTS/CTS only the oldest goes, so a
+	// receiver that is behind is not flooded again.
+	expired := false
 	for seq := lp.sndUna; seq != lp.sndNxt; seq++ {
 		s := &lp.slots[seq%maxWindow]
 		if s.acked || s.lost || s.sentAt.IsZero() {
 			continue
 		}
-		if now.Sub(s.sentAt) >= lp.rtt.rto {
-			lp.markLost(s, seq)
-			lp.l.c.timeouts.Add(1)
-			lp.rtt.timeout()
-			lp.publishRTT()
+		if now.Sub(s.sentAt) < lp.rtt.rto {
+			break // later frames were sent later
 		}
-		break
+		lp.markLost(s, seq)
+		expired = true
+		if lp.cfg.NoFlowControl {
+			break
+		}
+	}
+	if expired {
+		lp.l.c.timeouts.Add(1)
+		lp.rtt.timeout()
+		lp.publishRTT()
 	}
 }
 

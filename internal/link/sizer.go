@@ -18,9 +18,16 @@ const (
 	sizerDecay    = 0.97 // per frame outcome: remembers ~30 frames
 	sizerOverhead = 32   // header, CRC, SLIP ENDs, message header, escapes
 	sizerMin      = 128
+	// sizerPriorBits is the bits "seen" per prior loss at session start.
+	sizerPriorBits = 100000
 )
 
-func newSizer(max int) sizer { return sizer{max: max} }
+// newSizer starts with a prior of one loss in sizerPriorBits (a BER near
+// 1e-5): a session's first frames are mid-sized, so a noisy line does not
+// begin with a window of long frames that mostly fail and then wait out
+// timers to be resent whole. On a clean line the prior decays below the
+// adaptation threshold within about 23 frames.
+func newSizer(max int) sizer { return sizer{max: max, lost: 1, bits: sizerPriorBits} }
 
 // record notes the fate of one transmission of an n-byte payload.
 func (z *sizer) record(n int, lost bool) {

@@ -292,7 +292,8 @@ func (st *Stream) CloseWrite() error {
 // Close closes the stream. A TCP stream first sends what was written;
 // then, if the peer has finished too, a FIN, otherwise a RESET with code
 // closed so the peer stops sending what nobody will read (as a TCP close
-// with unread data does). Other kinds are reset with code closed at once.
+// with unread data does). SERVICE streams behave the same way; UDP sockets
+// and listeners are reset with code closed at once.
 func (st *Stream) Close() error {
 	s := st.s
 	s.mu.Lock()
