@@ -6,6 +6,7 @@ import (
 
 	"github.com/uartproxy/uartproxy/internal/hostlink"
 	"github.com/uartproxy/uartproxy/internal/link"
+	"github.com/uartproxy/uartproxy/internal/mux"
 	"github.com/uartproxy/uartproxy/internal/testbed"
 )
 
@@ -39,14 +40,17 @@ type DeviceCounters interface {
 }
 
 // HostTarget is a Target over a serial port.
-func HostTarget(h *hostlink.Host, baud int) Target { return hostTarget{h: h, baud: baud} }
+func HostTarget(h *hostlink.Host, baud int) Switcher {
+	return &hostTarget{h: h, baud: baud, flow: h.Port().FlowControl()}
+}
 
 type hostTarget struct {
 	h    *hostlink.Host
 	baud int
+	flow bool
 }
 
-func (t hostTarget) OpenService(ctx context.Context, name string) (net.Conn, error) {
+func (t *hostTarget) OpenService(ctx context.Context, name string) (net.Conn, error) {
 	st, err := t.h.Session().OpenService(ctx, name)
 	if err != nil {
 		return nil, err
@@ -54,17 +58,32 @@ func (t hostTarget) OpenService(ctx context.Context, name string) (net.Conn, err
 	return st, nil
 }
 
-func (t hostTarget) Echo(ctx context.Context, p []byte) ([]byte, error) {
+func (t *hostTarget) Echo(ctx context.Context, p []byte) ([]byte, error) {
 	return t.h.Session().Echo(ctx, p)
 }
 
-func (t hostTarget) LinkStats() link.Stats { return t.h.Link().Stats() }
-func (t hostTarget) BytesSent() uint64     { return t.h.Session().Stats().BytesOut }
-func (t hostTarget) Baud() int             { return t.baud }
+func (t *hostTarget) LinkStats() link.Stats { return t.h.Link().Stats() }
+func (t *hostTarget) BytesSent() uint64     { return t.h.Session().Stats().BytesOut }
+func (t *hostTarget) Baud() int             { return t.baud }
+func (t *hostTarget) FlowControl() bool     { return t.flow }
+
+func (t *hostTarget) SwitchLine(ctx context.Context, baud int, flow bool) error {
+	err := t.h.Session().SwitchBaud(ctx, mux.BaudSwitch{
+		From: t.baud, To: baud, FromFlow: t.flow, ToFlow: flow,
+		Apply: func(b int, f bool) error {
+			if err := t.h.SetLine(b, f); err != nil {
+				return err
+			}
+			t.baud, t.flow = b, t.h.Port().FlowControl()
+			return nil
+		},
+	})
+	return err
+}
 
 // BedTarget is a Target over an in-process stack with an emulated device;
 // it also implements DeviceCounters.
-func BedTarget(b *testbed.Bed) Target { return bedTarget{b} }
+func BedTarget(b *testbed.Bed) Switcher { return bedTarget{b} }
 
 type bedTarget struct{ b *testbed.Bed }
 
@@ -80,8 +99,15 @@ func (t bedTarget) Echo(ctx context.Context, p []byte) ([]byte, error) {
 	return t.b.Host.Echo(ctx, p)
 }
 
-func (t bedTarget) LinkStats() link.Stats       { return t.b.HostLink.Stats() }
-func (t bedTarget) BytesSent() uint64           { return t.b.Host.Stats().BytesOut }
-func (t bedTarget) Baud() int                   { return t.b.Baud }
+func (t bedTarget) LinkStats() link.Stats { return t.b.HostLink.Stats() }
+func (t bedTarget) BytesSent() uint64     { return t.b.Host.Stats().BytesOut }
+func (t bedTarget) Baud() int             { return t.b.HostPort.Baud() }
+func (t bedTarget) FlowControl() bool     { return t.b.HostPort.FlowControl() }
+
+func (t bedTarget) SwitchLine(ctx context.Context, baud int, flow bool) error {
+	return t.b.Host.SwitchBaud(ctx, mux.BaudSwitch{
+		From: t.Baud(), To: baud, FromFlow: t.FlowControl(), ToFlow: flow, Apply: t.b.SetHostLine,
+	})
+}
 func (t bedTarget) DeviceLinkStats() link.Stats { return t.b.Device.Link().Stats() }
 func (t bedTarget) DeviceBytesReceived() uint64 { return t.b.Device.Session().Stats().BytesIn }

@@ -36,9 +36,11 @@ type benchFlags struct {
 	BER       float64
 	Drop      float64
 	BurstRate float64
+	SweepBaud []int
 }
 
 func (f *benchFlags) addTo(cmd *cobra.Command) {
+	f.serial.FlowList = true
 	f.serial.AddTo(cmd)
 	fs := cmd.Flags()
 	fs.BoolVar(&f.Emulate, "emulate", false, "measure an emulated ESP32 in this process instead of a board on --port")
@@ -47,6 +49,25 @@ func (f *benchFlags) addTo(cmd *cobra.Command) {
 	fs.Float64Var(&f.BER, "ber", 0, "with --emulate: bit error rate of the line, e.g. 1e-5")
 	fs.Float64Var(&f.Drop, "drop", 0, "with --emulate: probability that each byte is lost on the wire")
 	fs.Float64Var(&f.BurstRate, "burst-rate", 0, "with --emulate: probability per byte that an error burst starts")
+	fs.IntSliceVar(&f.SweepBaud, "sweep-baud", nil, "measure at each of these rates in turn (with each --flow), switching both ends safely, e.g. 115200,460800,921600,1500000,3000000")
+}
+
+// sweeping reports whether the run measures more than one line setting.
+func (f *benchFlags) sweeping() bool { return len(f.SweepBaud) > 0 || len(f.serial.Flows) > 1 }
+
+// sweepSteps is every baud × flow combination, flow by flow.
+func (f *benchFlags) sweepSteps() []benchrun.Step {
+	bauds := f.SweepBaud
+	if len(bauds) == 0 {
+		bauds = []int{f.serial.Baud}
+	}
+	var steps []benchrun.Step
+	for _, fl := range f.serial.Flows {
+		for _, b := range bauds {
+			steps = append(steps, benchrun.Step{Baud: b, Flow: fl == flowRTSCTS})
+		}
+	}
+	return steps
 }
 
 // Validate checks what flag parsing cannot; cmd tells which flags were
@@ -74,6 +95,11 @@ func (f *benchFlags) Validate(cmd *cobra.Command) error {
 	}
 	if f.Duration <= 0 {
 		return usageErrorf("--duration %v: want a positive duration, e.g. 3s", f.Duration)
+	}
+	for _, b := range f.SweepBaud {
+		if b < 9600 || b > 5000000 {
+			return usageErrorf("--sweep-baud %d: want rates between 9600 and 5000000 bit/s", b)
+		}
 	}
 	if asJSON, _ := cmd.Flags().GetBool(flagJSON); asJSON && f.CSV {
 		return usageErrorf("--json and --csv exclude each other")
@@ -122,7 +148,7 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 	log := loggerFor(cmd)
 	ctx := cmd.Context()
 	o := benchrun.Options{Duration: f.Duration, Flow: f.serial.Flow}
-	var target benchrun.Target
+	var target benchrun.Switcher
 	if f.Emulate {
 		bed, err := testbed.New(f.bedOptions(log))
 		if err != nil {
@@ -148,6 +174,20 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 	var bar *benchBar
 	if !asJSON && !f.CSV && isTerminal(cmd.ErrOrStderr()) {
 		bar = &benchBar{w: cmd.ErrOrStderr()}
+	}
+	if f.sweeping() {
+		sw, err := benchrun.Sweep(ctx, target, f.sweepSteps(), o, bar.update)
+		bar.finish()
+		if err != nil {
+			return err
+		}
+		return printerFor(cmd).Result(sw, func(w io.Writer) {
+			if f.CSV {
+				writeSweepCSV(w, sw)
+			} else {
+				writeSweepTable(w, sw)
+			}
+		})
 	}
 	rep, err := benchrun.Run(ctx, target, o, bar.update)
 	bar.finish()
@@ -399,6 +439,72 @@ func writeBenchCSV(w io.Writer, r benchrun.Report) {
 			row = append(row, "", "", "")
 		}
 		cw.Write(row)
+	}
+	cw.Flush()
+}
+
+// writeSweepTable prints a sweep for people: one row per setting, then the
+// recommendation.
+func writeSweepTable(w io.Writer, sw benchrun.SweepReport) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "baud\tflow\tup B/s\tup of line\tdown B/s\tdown of line\tRTT median\tCRC errors\tretransmits\tresult\n")
+	for _, s := range sw.Steps {
+		flow := "none"
+		if s.Flow {
+			flow = "rtscts"
+		}
+		if s.Report == nil {
+			fmt.Fprintf(tw, "%d\t%s\t-\t-\t-\t-\t-\t-\t-\t%s\n", s.Baud, flow, s.Error)
+			continue
+		}
+		up, down, echo := s.Report.Phase(benchrun.PhaseUp), s.Report.Phase(benchrun.PhaseDown), s.Report.Phase(benchrun.PhaseEcho)
+		var crc, retx uint64
+		for _, p := range s.Report.Phases {
+			crc += p.Host.CRCErrors
+			retx += p.Host.Retransmits
+			if p.Device != nil {
+				crc += p.Device.CRCErrors
+				retx += p.Device.Retransmits
+			}
+		}
+		rtt := "-"
+		if echo != nil && echo.RTT != nil {
+			rtt = fmt.Sprintf("%.2f ms", echo.RTT.MedianMS)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.1f %%\t%s\t%.1f %%\t%s\t%d\t%d\tok\n", s.Baud, flow,
+			thousands(up.Up.BytesPerSecond), 100*up.Up.LineShare, thousands(down.Down.BytesPerSecond), 100*down.Down.LineShare, rtt, crc, retx)
+	}
+	tw.Flush()
+	if sw.Recommended != nil {
+		fmt.Fprintf(w, "recommended: %s\n", sw.Why)
+	} else {
+		fmt.Fprintf(w, "no recommendation: %s\n", sw.Why)
+	}
+}
+
+// writeSweepCSV prints one row per setting.
+func writeSweepCSV(w io.Writer, sw benchrun.SweepReport) {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"baud", "flow", "up_bytes_per_second", "up_line_share", "down_bytes_per_second", "down_line_share", "rtt_median_ms", "error", "recommended"})
+	for _, s := range sw.Steps {
+		flow := "none"
+		if s.Flow {
+			flow = "rtscts"
+		}
+		rec := strconv.FormatBool(sw.Recommended != nil && *sw.Recommended == s.Step)
+		if s.Report == nil {
+			cw.Write([]string{strconv.Itoa(s.Baud), flow, "", "", "", "", "", s.Error, rec})
+			continue
+		}
+		up, down, echo := s.Report.Phase(benchrun.PhaseUp), s.Report.Phase(benchrun.PhaseDown), s.Report.Phase(benchrun.PhaseEcho)
+		rtt := ""
+		if echo != nil && echo.RTT != nil {
+			rtt = strconv.FormatFloat(echo.RTT.MedianMS, 'f', 3, 64)
+		}
+		cw.Write([]string{strconv.Itoa(s.Baud), flow,
+			strconv.FormatFloat(up.Up.BytesPerSecond, 'f', 0, 64), strconv.FormatFloat(up.Up.LineShare, 'f', 4, 64),
+			strconv.FormatFloat(down.Down.BytesPerSecond, 'f', 0, 64), strconv.FormatFloat(down.Down.LineShare, 'f', 4, 64),
+			rtt, "", rec})
 	}
 	cw.Flush()
 }

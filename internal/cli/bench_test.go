@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -286,5 +288,54 @@ func TestBenchFlags(t *testing.T) {
 	}
 	if _, err := os.Stat(notAFile); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s was created on a usage error", notAFile)
+	}
+}
+
+func TestBenchSweepEmulated(t *testing.T) {
+	for _, format := range []string{"text", "json", "csv"} {
+		args := []string{"bench", "--emulate", "--baud", "921600", "--duration", "200ms",
+			"--sweep-baud", "921600,3000000", "--flow", "rtscts,none"}
+		switch format { // the formats need no full sweep: one switch each
+		case "json":
+			args = append(args[:6], "--sweep-baud", "3000000", "--json")
+		case "csv":
+			args = append(args[:6], "--sweep-baud", "3000000", "--csv")
+		}
+		root := NewRoot()
+		var out, errOut bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&errOut)
+		root.SetArgs(args)
+		if err := root.ExecuteContext(context.Background()); err != nil {
+			t.Fatalf("%s: %v\n%s", format, err, errOut.String())
+		}
+		got := out.String()
+		switch format {
+		case "text":
+			if strings.Count(got, "\n3000000") != 2 || !strings.Contains(got, "recommended:") {
+				t.Fatalf("text sweep:\n%s", got)
+			}
+		case "json":
+			var sw benchrun.SweepReport
+			if err := json.Unmarshal([]byte(got), &sw); err != nil || len(sw.Steps) != 1 || sw.Recommended == nil || sw.Restored.Baud != 921600 {
+				t.Fatalf("json sweep: %v\n%s", err, got)
+			}
+		case "csv":
+			if lines := strings.Split(strings.TrimSpace(got), "\n"); len(lines) != 2 || !strings.HasPrefix(lines[0], "baud,flow,") {
+				t.Fatalf("csv sweep:\n%s", got)
+			}
+		}
+	}
+	for _, bad := range [][]string{
+		{"bench", "--emulate", "--sweep-baud", "50"},
+		{"bench", "--emulate", "--flow", "rtscts,maybe"},
+	} {
+		root := NewRoot()
+		root.SetOut(io.Discard)
+		root.SetErr(io.Discard)
+		root.SetArgs(bad)
+		if err := root.ExecuteContext(context.Background()); err == nil {
+			t.Fatalf("%v accepted", bad)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 // typo fails while parsing (as a *UsageError) and the shell can complete it.
 type enumValue struct {
 	p       *string
+	list    *[]string // non-nil: a comma-separated list is allowed; *p is its first value
 	allowed []string
 }
 
@@ -31,10 +32,22 @@ func (e *enumValue) String() string { return *e.p }
 func (e *enumValue) Type() string   { return strings.Join(e.allowed, "|") }
 
 func (e *enumValue) Set(s string) error {
-	if !slices.Contains(e.allowed, s) {
-		return fmt.Errorf("want one of %s", strings.Join(e.allowed, ", "))
+	vals := []string{s}
+	if e.list != nil {
+		vals = strings.Split(s, ",")
 	}
-	*e.p = s
+	for _, v := range vals {
+		if !slices.Contains(e.allowed, v) {
+			if e.list != nil {
+				return fmt.Errorf("want a comma-separated list of %s", strings.Join(e.allowed, ", "))
+			}
+			return fmt.Errorf("want one of %s", strings.Join(e.allowed, ", "))
+		}
+	}
+	*e.p = vals[0]
+	if e.list != nil {
+		*e.list = vals
+	}
 	return nil
 }
 
@@ -49,6 +62,10 @@ type serialFlags struct {
 	Port string
 	Baud int
 	Flow string
+	// FlowList, set before AddTo, lets --flow take a list (bench's
+	// sweep); Flows holds it and Flow its first value.
+	FlowList bool
+	Flows    []string
 }
 
 // AddTo defines --port, --baud and --flow on cmd, with completion for --port.
@@ -56,7 +73,15 @@ func (f *serialFlags) AddTo(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVarP(&f.Port, "port", "p", "", "serial device of the ESP32, e.g. /dev/ttyUSB0 (see 'uartproxy ports')")
 	fs.IntVarP(&f.Baud, "baud", "b", 921600, "line rate in bit/s (8N1)")
-	addEnum(cmd, fs, &f.Flow, "flow", flowRTSCTS, "hardware flow control", flowRTSCTS, flowNone)
+	if f.FlowList {
+		f.Flows = []string{flowRTSCTS}
+		f.Flow = flowRTSCTS
+		fs.Var(&enumValue{p: &f.Flow, list: &f.Flows, allowed: []string{flowRTSCTS, flowNone}}, "flow",
+			"hardware flow control; a comma-separated list sweeps them (rtscts,none)")
+		cmd.RegisterFlagCompletionFunc("flow", cobra.FixedCompletions([]string{flowRTSCTS, flowNone}, cobra.ShellCompDirectiveNoFileComp))
+	} else {
+		addEnum(cmd, fs, &f.Flow, "flow", flowRTSCTS, "hardware flow control", flowRTSCTS, flowNone)
+	}
 	cmd.RegisterFlagCompletionFunc("port", completePorts)
 }
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -85,12 +86,12 @@ func TestSerialFlagsParse(t *testing.T) {
 	if _, _, err := run(t, root, "open", "--port", "/nonexistent/ttyUSB0", "-b", "115200", "--flow", "none"); err == nil {
 		t.Error("opening a missing device succeeded")
 	}
-	if *sf != (serialFlags{Port: "/nonexistent/ttyUSB0", Baud: 115200, Flow: flowNone}) {
+	if !reflect.DeepEqual(*sf, serialFlags{Port: "/nonexistent/ttyUSB0", Baud: 115200, Flow: flowNone}) {
 		t.Errorf("flags parsed as %+v", *sf)
 	}
 	root, sf = serialRoot()
 	run(t, root, "open")
-	if *sf != (serialFlags{Baud: 921600, Flow: flowRTSCTS}) {
+	if !reflect.DeepEqual(*sf, serialFlags{Baud: 921600, Flow: flowRTSCTS}) {
 		t.Errorf("defaults: %+v", *sf)
 	}
 }
