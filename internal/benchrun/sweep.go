@@ -62,6 +62,7 @@ func Sweep(ctx context.Context, t Switcher, steps []Step, o Options, progress fu
 		}
 		res := StepResult{Step: s}
 		if s != current {
+			waitQuiet(ctx, t)
 			if err := t.SwitchLine(ctx, s.Baud, s.Flow); err != nil {
 				res.Error = err.Error()
 				rep.Steps = append(rep.Steps, res)
@@ -84,6 +85,7 @@ func Sweep(ctx context.Context, t Switcher, steps []Step, o Options, progress fu
 		rep.Steps = append(rep.Steps, res)
 	}
 	if current != start {
+		waitQuiet(ctx, t)
 		if err := t.SwitchLine(ctx, start.Baud, start.Flow); err != nil {
 			rep.Restored = current
 			rep.Why = "could not restore the starting setting: " + err.Error()
@@ -91,6 +93,28 @@ func Sweep(ctx context.Context, t Switcher, steps []Step, o Options, progress fu
 	}
 	recommend(&rep)
 	return rep, nil
+}
+
+// waitQuiet waits (up to 5 s) until the link carries no DATA either way
+// for two full frame times: what the last phase left in flight has
+// drained, so nothing crosses the switch (docs/protocol.md §5.7).
+func waitQuiet(ctx context.Context, t Target) {
+	frame := time.Duration(float64(max(t.LinkStats().MaxPayload, 256)+32) * 10.5 / float64(max(t.Baud(), 1)) * float64(time.Second))
+	quiet := 2*frame + 20*time.Millisecond
+	deadline := time.Now().Add(5 * time.Second)
+	last := t.LinkStats()
+	since := time.Now()
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(quiet / 4)
+		st := t.LinkStats()
+		if st.RxData != last.RxData || st.TxData != last.TxData || st.InFlight > 0 {
+			last, since = st, time.Now()
+			continue
+		}
+		if time.Since(since) >= quiet {
+			return
+		}
+	}
 }
 
 func flowName(on bool) string {
@@ -121,7 +145,23 @@ func crcErrors(r *Report) uint64 {
 	return n
 }
 
-// recommend picks the fastest clean step, else the fastest that worked.
+// better reports whether a beats b: clearly faster (by more than 1 %), or
+// as fast and with RTS/CTS where b has none (a receiver that falls behind
+// then loses nothing), or as fast at a higher rate.
+func better(a, b *StepResult) bool {
+	ga, gb := goodputOf(a.Report), goodputOf(b.Report)
+	switch {
+	case ga > gb*1.01:
+		return true
+	case gb > ga*1.01:
+		return false
+	case a.Flow != b.Flow:
+		return a.Flow
+	}
+	return a.Baud > b.Baud
+}
+
+// recommend picks the best clean step, else the best that worked.
 func recommend(rep *SweepReport) {
 	var best, bestClean *StepResult
 	for i := range rep.Steps {
@@ -129,14 +169,14 @@ func recommend(rep *SweepReport) {
 		if s.Report == nil {
 			continue
 		}
-		if best == nil || goodputOf(s.Report) > goodputOf(best.Report) {
+		if best == nil || better(s, best) {
 			best = s
 		}
-		if crcErrors(s.Report) == 0 && (bestClean == nil || goodputOf(s.Report) > goodputOf(bestClean.Report)) {
+		if crcErrors(s.Report) == 0 && (bestClean == nil || better(s, bestClean)) {
 			bestClean = s
 		}
 	}
-	pick, why := bestClean, "fastest setting without CRC errors"
+	pick, why := bestClean, "fastest setting without CRC errors (RTS/CTS preferred when as fast)"
 	if pick == nil {
 		pick, why = best, "fastest setting that worked; every one had CRC errors: check wiring, ground and cable length"
 	}
@@ -148,7 +188,7 @@ func recommend(rep *SweepReport) {
 	}
 	st := pick.Step
 	rep.Recommended = &st
-	msg := fmt.Sprintf("%s: %s (%.0f B/s each way at least)", st, why, goodputOf(pick.Report))
+	msg := fmt.Sprintf("%s: %s, %.0f B/s each way at least", st, why, goodputOf(pick.Report))
 	if rep.Why != "" {
 		msg += "; " + rep.Why
 	}

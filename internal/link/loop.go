@@ -417,8 +417,11 @@ func (lp *loop) onAck(ack uint16, sack uint32, now time.Time) {
 
 // onLineChange applies a UART change made under a running session.
 func (lp *loop) onLineChange(c lineChange) {
-	if c.baud > 0 {
+	if c.baud > 0 && uint(c.baud) != lp.local.Baud {
 		lp.local.Baud = uint(c.baud)
+		if lp.established {
+			lp.afterBaudChange()
+		}
 	}
 	if c.flow != nil {
 		lp.cfg.NoFlowControl = !*c.flow
@@ -430,6 +433,28 @@ func (lp *loop) onLineChange(c lineChange) {
 	if lp.established {
 		lp.setLossPolicy()
 	}
+}
+
+// afterBaudChange resynchronises with the peer after the UART changed rate
+// (docs/protocol.md §5.7): frames on the wire at the switch were most
+// likely garbled, so they are resent at once (not counted as noise by the
+// sizer or the congestion window), the RTT estimate, made at the old rate,
+// restarts from the new rate's floor, and an ACK tells the peer where we
+// are.
+func (lp *loop) afterBaudChange() {
+	for seq := lp.sndUna; seq != lp.sndNxt; seq++ {
+		s := &lp.slots[seq%maxWindow]
+		if !s.acked && !s.lost && !s.sentAt.IsZero() {
+			s.lost = true
+			lp.lostQ = append(lp.lostQ, seq)
+		}
+	}
+	lp.rtt = newRTT(lp.cfg.InitialRTO, lp.cfg.MinRTO, lp.cfg.MaxRTO)
+	lp.setLossPolicy()
+	lp.rtt.rto = lp.rtt.min
+	lp.minRTT = 0
+	lp.publishRTT()
+	lp.ackNow = true
 }
 
 func (lp *loop) markLost(s *slot, seq uint16) {

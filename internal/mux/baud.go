@@ -18,10 +18,12 @@ type BaudSwitch struct {
 	// fails.
 	Apply func(baud int, flow bool) error
 	// Delay is how long after the device's answer both sides switch
-	// (default 50 ms).
+	// (default: 50 ms, or two full frames at the old rate if longer, so
+	// the answer has left the device, even from behind a frame already on
+	// the wire, before the device switches).
 	Delay time.Duration
-	// Confirm bounds the ECHO at the new rate (default 700 ms; it must be
-	// shorter than the device's revert timer of 1 s).
+	// Confirm bounds the ECHO at the new rate (default 600 ms; with the
+	// commit it must fit in the device's revert timer of 1 s).
 	Confirm time.Duration
 }
 
@@ -29,16 +31,22 @@ type BaudSwitch struct {
 // switch without BAUD_COMMIT, docs/protocol.md §5.7).
 const (
 	defaultSwitchDelay   = 50 * time.Millisecond
-	defaultSwitchConfirm = 700 * time.Millisecond
+	defaultSwitchConfirm = 600 * time.Millisecond
 )
 
 // SwitchBaud changes the line's baud rate on both ends: the device agrees,
 // both switch, an ECHO at the new rate confirms, and BAUD_COMMIT makes it
 // stick. If the device refuses, nothing changes; if the new rate does not
-// work, both ends fall back to From and the error says so.
+// work, both ends fall back to From and the error says so. Switch on a
+// quiet link: frames crossing at the moment of the switch are garbled and
+// must be resent, and data queued behind them waits.
 func (s *Session) SwitchBaud(ctx context.Context, sw BaudSwitch) error {
 	if sw.Delay <= 0 {
 		sw.Delay = defaultSwitchDelay
+		if p, ok := s.Peer(); ok && sw.From > 0 {
+			frame := time.Duration(float64(p.MaxPayload+32) * 10.5 / float64(sw.From) * float64(time.Second))
+			sw.Delay = max(sw.Delay, 2*frame)
+		}
 	}
 	if sw.Confirm <= 0 {
 		sw.Confirm = defaultSwitchConfirm
