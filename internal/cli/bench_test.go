@@ -270,7 +270,7 @@ func TestBenchFlags(t *testing.T) {
 		{"negative duration", []string{"--emulate", "--duration", "-1s"}, "--duration -1s: want a positive duration"},
 		{"duration not a duration", []string{"--emulate", "--duration", "long"}, `invalid argument "long" for "--duration" flag`},
 		{"zero baud", []string{"--emulate", "--baud", "0"}, "--baud 0: want a positive rate"},
-		{"bad flow", []string{"--emulate", "--flow", "xonxoff"}, `invalid argument "xonxoff" for "--flow" flag: want one of rtscts, none`},
+		{"bad flow", []string{"--emulate", "--flow", "xonxoff"}, `invalid argument "xonxoff" for "--flow" flag: want a comma-separated list of rtscts, none`},
 		{"json and csv", []string{"--emulate", "--json", "--csv"}, "--json and --csv exclude each other"},
 		{"stray argument", []string{"--emulate", "extra"}, `"uartproxy bench" takes no arguments`},
 	}
