@@ -150,21 +150,14 @@ func TestHostileHost(t *testing.T) {
 		message.Message{Type: message.TypeOpen, SID: 3, Kind: message.KindTCP, Host: "x", Port: 1}, // sid reuse
 	)
 	big := make([]byte, 1800)
-	// Echo on stream 5 answers into a 1 KiB host window we never refill:
-	// its 8 KiB send buffer fills, it stops reading, its 8 KiB receive
-	// window fills, and the rest exceeds the credit we were given.
-	for i := 0; i < 14; i++ {
+	// Echo on stream 5 answers into a 1 KiB host window we never refill.
+	// It can absorb at most its 8 KiB receive window, its 8 KiB send
+	// buffer, our 1 KiB credit and one read (≤ 8 KiB) in hand: about
+	// 25 KiB. 43 KB exceeds the credit we were given, whatever the timing.
+	for i := 0; i < 24; i++ {
 		h.send(message.Message{Type: message.TypeData, SID: 5, Data: big})
 	}
-	time.Sleep(time.Second)
-	h.mu.Lock()
-	for _, m := range h.got {
-		if m.Type == message.TypeReset && m.Code != message.CodeLimit {
-			t.Logf("got %v", m)
-		}
-	}
-	h.mu.Unlock()
-	waitFor(t, "protocol resets", 5*time.Second, func() bool {
+	waitFor(t, "protocol resets", 10*time.Second, func() bool {
 		return h.count(func(m message.Message) bool {
 			return m.Type == message.TypeReset && m.Code == message.CodeProtocol && (m.SID == 999999 || m.SID == 1 || m.SID == 5 || m.SID == 3)
 		}) >= 4
