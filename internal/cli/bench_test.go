@@ -38,8 +38,15 @@ func checkBenchReport(t *testing.T, r benchrun.Report, deviceSeen bool) {
 			t.Errorf("%s: device figures %+v, want them only when the device is seen", p.Name, p.Device)
 		}
 		for _, g := range []*benchrun.Goodput{p.Up, p.Down} {
-			if g != nil && !(g.LineShare > 0 && g.LineShare < 1) {
-				t.Errorf("%s: goodput %+v, want a share of the line in (0, 1)", p.Name, *g)
+			// Counted where the host hands bytes to the link, an upload
+			// includes what still waits in the pty and adapter buffers: a
+			// few KiB, some percent of a 300 ms window at 3 Mbaud.
+			limit := 1.0
+			if g != nil && g.CountedAt == benchrun.CountedHostSent {
+				limit = 1.1
+			}
+			if g != nil && !(g.LineShare > 0 && g.LineShare < limit) {
+				t.Errorf("%s: goodput %+v, want a share of the line in (0, %v)", p.Name, *g, limit)
 			}
 		}
 	}
