@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/uartproxy/uartproxy/internal/meter"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -44,7 +45,7 @@ const (
 	minWarmup    = 300 * time.Millisecond
 	warmupFrames = 4
 	// edgeFrames and minEdge bound the wait for the first and after the
-	// last arrival in a window that counts as steady (see meter.rate):
+	// last arrival in a window that counts as steady (see meter.Meter.Rate):
 	// data arrives a frame at a time, plus scheduling latency.
 	edgeFrames = 3
 	minEdge    = 20 * time.Millisecond
@@ -148,7 +149,7 @@ type runner struct {
 	progress func(phase string, done, total time.Duration)
 	lineRate float64
 	// maxEdge is the longest a steady transfer waits for its next
-	// arrival at either end of a window (see meter.rate).
+	// arrival at either end of a window (see meter.Meter.Rate).
 	maxEdge time.Duration
 }
 
@@ -326,7 +327,7 @@ func (r *runner) transfer(name string, up, down bool) (Phase, error) {
 	var (
 		wg            sync.WaitGroup
 		conns         []net.Conn
-		upM, downM    meter
+		upM, downM    meter.Meter
 		upCounted     = CountedHostSent
 		closeAllConns = func() {
 			for _, c := range conns {
@@ -350,7 +351,7 @@ func (r *runner) transfer(name string, up, down bool) (Phase, error) {
 			upCounted = CountedDevice
 			count = func() int64 { return int64(r.dev.DeviceBytesReceived()) }
 		}
-		wg.Go(func() { poll(ctx, &upM, count) })
+		wg.Go(func() { meter.Poll(ctx, &upM, pollEvery, count) })
 		wg.Go(func() { errs.set(feed(st)) })
 	}
 	if down {
@@ -392,8 +393,8 @@ func (r *runner) open(name string) (net.Conn, error) {
 	return st, nil
 }
 
-func (r *runner) goodput(m *meter, s0, s1 snapshot, counted string) *Goodput {
-	n, bps := m.rate(s0.t, s1.t, r.maxEdge)
+func (r *runner) goodput(m *meter.Meter, s0, s1 snapshot, counted string) *Goodput {
+	n, bps := m.Rate(s0.t, s1.t, r.maxEdge)
 	return &Goodput{Bytes: n, BytesPerSecond: bps, LineShare: bps / r.lineRate, CountedAt: counted}
 }
 
@@ -434,7 +435,7 @@ var ErrPattern = errors.New("download differs from the source pattern")
 
 // drain reads c until it fails, checks every byte against the source
 // pattern and counts it into m. It returns nil when c was closed locally.
-func drain(c net.Conn, m *meter) error {
+func drain(c net.Conn, m *meter.Meter) error {
 	pat := sourcePattern()
 	buf := make([]byte, readBuf)
 	var off uint64
@@ -446,7 +447,7 @@ func drain(c net.Conn, m *meter) error {
 				return fmt.Errorf("%w at offset %d: got %#02x, want %#02x", ErrPattern, off+uint64(i), buf[i], pat[o+uint64(i)])
 			}
 			off += uint64(n)
-			m.add(n)
+			m.Add(n)
 		}
 		if err != nil {
 			if isLocalClose(err) {

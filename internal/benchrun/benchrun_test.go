@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/uartproxy/uartproxy/internal/meter"
 	"net"
 	"reflect"
 	"strings"
@@ -201,42 +202,6 @@ func TestRunCancel(t *testing.T) {
 	}
 }
 
-func TestMeterRate(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
-	steady := func() *meter {
-		m := &meter{}
-		for ms := 5; ms < 1000; ms += 10 { // 100 bytes every 10 ms
-			m.samples = append(m.samples, sample{at(ms), int64(ms/10+1) * 100})
-		}
-		return m
-	}
-	tests := []struct {
-		name     string
-		m        *meter
-		from, to time.Time
-		n        int64
-		bps      float64
-	}{
-		// From the first arrival (105 ms) to the last (995 ms): 89 steps.
-		{"steady", steady(), at(100), at(1000), 8900, 10000},
-		{"nothing", &meter{}, at(0), at(1000), 0, 0},
-		// One arrival: the counter's growth over the window.
-		{"one arrival", &meter{samples: []sample{{at(-5), 100}, {at(500), 300}}}, at(0), at(1000), 200, 200},
-		// Two arrivals close together after a long stall: not 100 bytes
-		// in 10 ms, but 200 bytes in the second.
-		{"after a stall", &meter{samples: []sample{{at(-5), 100}, {at(980), 200}, {at(990), 300}}}, at(0), at(1000), 200, 200},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			n, bps := tt.m.rate(tt.from, tt.to, 20*time.Millisecond)
-			if n != tt.n || bps < tt.bps*0.999 || bps > tt.bps*1.001 {
-				t.Errorf("rate = %d bytes, %v B/s; want %d, %v", n, bps, tt.n, tt.bps)
-			}
-		})
-	}
-}
-
 // drainConn is a net.Conn that reads data once, then fails as a locally
 // closed stream does.
 type drainConn struct {
@@ -258,7 +223,7 @@ func TestDrainChecksThePattern(t *testing.T) {
 	for i := range good {
 		good[i] = message.SourceByte(uint64(i))
 	}
-	var m meter
+	var m meter.Meter
 	if err := drain(&drainConn{data: good}, &m); err != nil || m.Total() != 1000 {
 		t.Errorf("drain of the pattern: %v, counted %d", err, m.Total())
 	}
@@ -273,7 +238,7 @@ func TestDrainChecksThePattern(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			b := tt.edit(append([]byte(nil), good...))
-			err := drain(&drainConn{data: b}, &meter{})
+			err := drain(&drainConn{data: b}, &meter.Meter{})
 			if !errors.Is(err, ErrPattern) || !strings.Contains(err.Error(), tt.at) {
 				t.Errorf("drain: %v, want ErrPattern %s", err, tt.at)
 			}

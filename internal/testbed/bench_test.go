@@ -15,6 +15,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"github.com/uartproxy/uartproxy/internal/meter"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -78,91 +79,16 @@ func openService(b *testing.B, bed *testbed.Bed, name string) *mux.Stream {
 	return st
 }
 
-// sample is a counter's value right after it changed.
-type sample struct {
-	t time.Time
-	v int64
+// steadyRate is m's rate between arrivals in [from, to], in bytes/s.
+func steadyRate(m *meter.Meter, from, to time.Time) float64 {
+	_, r := m.Rate(from, to, meter.Steady)
+	return r
 }
 
-// meter records when a byte counter moves. Bytes arrive a frame at a time,
-// so counting between two arrivals (rather than between two arbitrary
-// instants) keeps a 1.5 s window free of a whole frame's quantization.
-type meter struct {
-	mu      sync.Mutex
-	total   int64
-	samples []sample
-}
-
-// add counts n more bytes now.
-func (m *meter) add(n int) {
-	now := time.Now()
-	m.mu.Lock()
-	m.total += int64(n)
-	m.samples = append(m.samples, sample{now, m.total})
-	m.mu.Unlock()
-}
-
-// set records the counter's current value if it moved.
-func (m *meter) set(v int64) {
-	now := time.Now()
-	m.mu.Lock()
-	if v != m.total {
-		m.total = v
-		m.samples = append(m.samples, sample{now, v})
-	}
-	m.mu.Unlock()
-}
-
-// rate returns the bytes per second between the first change at or after
-// from and the last change at or before to.
-func (m *meter) rate(from, to time.Time) float64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	i, _ := slices.BinarySearchFunc(m.samples, from, func(s sample, t time.Time) int { return s.t.Compare(t) })
-	j, found := slices.BinarySearchFunc(m.samples, to, func(s sample, t time.Time) int { return s.t.Compare(t) })
-	if !found {
-		j--
-	}
-	if i >= len(m.samples) || j <= i {
-		return 0
-	}
-	a, z := m.samples[i], m.samples[j]
-	return float64(z.v-a.v) / z.t.Sub(a.t).Seconds()
-}
-
-// bytesIn returns the counter's growth between from and to, from the last
-// value known at each instant (for shares, where a frame more or less is
-// part of the answer).
-func (m *meter) bytesIn(from, to time.Time) int64 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	at := func(t time.Time) int64 {
-		i, found := slices.BinarySearchFunc(m.samples, t, func(s sample, t time.Time) int { return s.t.Compare(t) })
-		if found {
-			return m.samples[i].v
-		}
-		if i == 0 {
-			return 0
-		}
-		return m.samples[i-1].v
-	}
-	return at(to) - at(from)
-}
-
-// poll samples f into m every pollEvery until ctx ends.
-func poll(ctx context.Context, wg *sync.WaitGroup, m *meter, f func() int64) {
-	wg.Go(func() {
-		t := time.NewTicker(pollEvery)
-		defer t.Stop()
-		for {
-			m.set(f())
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	})
+// pollMeter samples f into m every pollEvery until ctx ends, as one of
+// wg's goroutines.
+func pollMeter(ctx context.Context, wg *sync.WaitGroup, m *meter.Meter, f func() int64) {
+	wg.Go(func() { meter.Poll(ctx, m, pollEvery, f) })
 }
 
 // sourcePattern holds the "source" service's bytes from offset 0, long
@@ -183,7 +109,7 @@ var errPattern = errors.New("download differs from the source pattern")
 // drainSource reads st until it fails, checking every byte against the
 // source pattern and counting into m. It returns nil when st was closed
 // locally (the end of a measurement) and the first other error.
-func drainSource(st *mux.Stream, m *meter) error {
+func drainSource(st *mux.Stream, m *meter.Meter) error {
 	buf := make([]byte, readBuf)
 	var off uint64
 	for {
@@ -194,7 +120,7 @@ func drainSource(st *mux.Stream, m *meter) error {
 				return fmt.Errorf("%w at offset %d", errPattern, off)
 			}
 			off += uint64(n)
-			m.add(n)
+			m.Add(n)
 		}
 		if err != nil {
 			if isLocalClose(err) {
@@ -309,14 +235,14 @@ func bauds(b *testing.B, list []int, f func(b *testing.B, baud int)) {
 // its baud and returns the goodput as a ratio of the line rate.
 func transfer(b *testing.B, bed *testbed.Bed, up bool) (ratio float64, p0, p1 probe) {
 	warmup, dur := plan(bed.Baud)
-	var m meter
+	var m meter.Meter
 	var wg sync.WaitGroup
 	errc := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	var st *mux.Stream
 	if up {
 		st = openService(b, bed, message.ServiceDiscard)
-		poll(ctx, &wg, &m, func() int64 { return int64(bed.Device.Session().Stats().BytesIn) })
+		pollMeter(ctx, &wg, &m, func() int64 { return int64(bed.Device.Session().Stats().BytesIn) })
 		wg.Go(func() { errc <- feedUpload(st) })
 	} else {
 		st = openService(b, bed, message.ServiceSource)
@@ -329,7 +255,7 @@ func transfer(b *testing.B, bed *testbed.Bed, up bool) (ratio float64, p0, p1 pr
 	if err := <-errc; err != nil {
 		b.Fatal(err)
 	}
-	return m.rate(p0.t, p1.t) / bed.LineRate(), p0, p1
+	return steadyRate(&m, p0.t, p1.t) / bed.LineRate(), p0, p1
 }
 
 // BenchmarkBulk measures one bulk stream in one direction on a clean line
@@ -358,13 +284,13 @@ func BenchmarkBidirectional(b *testing.B) {
 	bauds(b, []int{921600, 3000000}, func(b *testing.B, baud int) {
 		bed := newBed(b, testbed.Clean(baud))
 		warmup, dur := plan(baud)
-		var up, down meter
+		var up, down meter.Meter
 		var wg sync.WaitGroup
 		errc := make(chan error, 2)
 		ctx, cancel := context.WithCancel(context.Background())
 		sink := openService(b, bed, message.ServiceDiscard)
 		src := openService(b, bed, message.ServiceSource)
-		poll(ctx, &wg, &up, func() int64 { return int64(bed.Device.Session().Stats().BytesIn) })
+		pollMeter(ctx, &wg, &up, func() int64 { return int64(bed.Device.Session().Stats().BytesIn) })
 		wg.Go(func() { errc <- feedUpload(sink) })
 		wg.Go(func() { errc <- drainSource(src, &down) })
 		p0, p1 := window(bed, warmup, dur)
@@ -377,8 +303,8 @@ func BenchmarkBidirectional(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(up.rate(p0.t, p1.t)/bed.LineRate(), "up-ratio")
-		b.ReportMetric(down.rate(p0.t, p1.t)/bed.LineRate(), "down-ratio")
+		b.ReportMetric(steadyRate(&up, p0.t, p1.t)/bed.LineRate(), "up-ratio")
+		b.ReportMetric(steadyRate(&down, p0.t, p1.t)/bed.LineRate(), "down-ratio")
 		reportLink(b, bed, p0, p1)
 	})
 }
@@ -393,8 +319,8 @@ func BenchmarkStreams16(b *testing.B) {
 		// Each stream gets about one frame in 16: cover 25 rounds so a
 		// frame more or less moves a share by no more than 4 %.
 		dur = max(dur, 25*n*frameTime(baud))
-		var total meter
-		ms := make([]meter, n)
+		var total meter.Meter
+		ms := make([]meter.Meter, n)
 		sts := make([]*mux.Stream, n)
 		for i := range sts {
 			sts[i] = openService(b, bed, message.ServiceSource)
@@ -414,8 +340,8 @@ func BenchmarkStreams16(b *testing.B) {
 							return
 						}
 						off += uint64(k)
-						ms[i].add(k)
-						total.add(k)
+						ms[i].Add(k)
+						total.Add(k)
 					}
 					if err != nil {
 						if isLocalClose(err) {
@@ -440,12 +366,12 @@ func BenchmarkStreams16(b *testing.B) {
 		var sum int64
 		per := make([]int64, n)
 		for i := range ms {
-			per[i] = ms[i].bytesIn(p0.t, p1.t)
+			per[i] = ms[i].Growth(p0.t, p1.t)
 			sum += per[i]
 		}
 		fair := float64(sum) / n
 		lo, hi := slices.Min(per), slices.Max(per)
-		b.ReportMetric(total.rate(p0.t, p1.t)/bed.LineRate(), "line-ratio")
+		b.ReportMetric(steadyRate(&total, p0.t, p1.t)/bed.LineRate(), "line-ratio")
 		if fair > 0 {
 			b.ReportMetric(float64(lo)/fair, "min-share")
 			b.ReportMetric(float64(hi)/fair, "max-share")
@@ -464,7 +390,7 @@ func BenchmarkInteractive(b *testing.B) {
 		ft := frameTime(baud)
 		// Enough round trips for a p99 worth the name.
 		dur = max(dur, 3*time.Second)
-		var down meter
+		var down meter.Meter
 		var wg sync.WaitGroup
 		errc := make(chan error, 1)
 		src := openService(b, bed, message.ServiceSource)
@@ -515,7 +441,7 @@ func BenchmarkInteractive(b *testing.B) {
 		b.ReportMetric(pct(0.5), "rtt-median/frame")
 		b.ReportMetric(pct(0.99), "rtt-p99/frame")
 		b.ReportMetric(float64(len(rtts)), "round-trips")
-		b.ReportMetric(down.rate(p0.t, p1.t)/bed.LineRate(), "down-ratio")
+		b.ReportMetric(steadyRate(&down, p0.t, p1.t)/bed.LineRate(), "down-ratio")
 		reportLink(b, bed, p0, p1)
 		if testing.Verbose() {
 			b.Logf("frame time %v; rtt min %v median %v p99 %v max %v", ft, rtts[0], rtts[len(rtts)/2],
@@ -537,7 +463,7 @@ func BenchmarkNoisy(b *testing.B) {
 				// warm-up that lets the frame sizer settle.
 				warmup, dur := plan(baud)
 				warmup, dur = max(warmup, time.Second), max(dur, 3*time.Second)
-				var m meter
+				var m meter.Meter
 				var wg sync.WaitGroup
 				errc := make(chan error, 1)
 				st := openService(b, bed, message.ServiceSource)
@@ -548,12 +474,12 @@ func BenchmarkNoisy(b *testing.B) {
 				if err := <-errc; err != nil {
 					b.Fatal(err)
 				}
-				b.ReportMetric(m.rate(p0.t, p1.t)/bed.LineRate(), "line-ratio")
+				b.ReportMetric(steadyRate(&m, p0.t, p1.t)/bed.LineRate(), "line-ratio")
 				if sent := p1.dev.TxData - p0.dev.TxData; sent > 0 {
 					b.ReportMetric(float64(p1.dev.Retransmits-p0.dev.Retransmits)/float64(sent), "retx/frame")
 					b.ReportMetric(float64(p1.dev.TxPayload-p0.dev.TxPayload)/float64(sent), "payload/frame")
 				}
-				b.ReportMetric(float64(m.total), "bytes-exact")
+				b.ReportMetric(float64(m.Total()), "bytes-exact")
 				reportLink(b, bed, p0, p1)
 			})
 		})

@@ -10,6 +10,7 @@ package testbed_test
 import (
 	"errors"
 	"fmt"
+	"github.com/uartproxy/uartproxy/internal/meter"
 	"sync"
 	"testing"
 	"time"
@@ -284,7 +285,7 @@ func measureSeed(b *testing.B, baud int) (ratio float64, resends int) {
 	warmup, dur := plan(baud)
 	p := startV3(uartemu.Line{Baud: baud, FlowControl: true}, v3Resend)
 	defer p.close()
-	var m meter
+	var m meter.Meter
 	start := time.Now()
 	end := start.Add(warmup + dur)
 	for time.Now().Before(end) {
@@ -292,10 +293,10 @@ func measureSeed(b *testing.B, baud int) (ratio float64, resends int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		m.add(n)
+		m.Add(n)
 	}
 	from := start.Add(warmup)
-	return m.rate(from, end) / (float64(baud) / 10), p.client.resends
+	return steadyRate(&m, from, end) / (float64(baud) / 10), p.client.resends
 }
 
 // BenchmarkSeedV3 measures the seed's stop-and-wait sock_recv loop (512
