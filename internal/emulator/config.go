@@ -9,7 +9,7 @@
 package emulator
 
 import (
-	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"time"
 
@@ -33,7 +33,7 @@ type Config struct {
 	BootTime time.Duration
 	// RootCAs verifies TLS servers when the host asks for verification;
 	// nil uses the system pool.
-	RootCAs *tlsRoots
+	RootCAs *x509.CertPool
 	// Link tunes the link timers; zero values take the defaults. Its
 	// Hello and Logger are set from the fields above.
 	Link link.Config
@@ -42,8 +42,6 @@ type Config struct {
 	Resolver *net.Resolver
 	Logger   zerolog.Logger
 }
-
-type tlsRoots = tls.Config
 
 // DefaultConfig returns an ESP32-C3 running our firmware
 // (docs/protocol.md §11).

@@ -110,9 +110,7 @@ func (h *handler) tlsConfig(req mux.OpenRequest) *tls.Config {
 	if c.ServerName == "" {
 		c.ServerName = req.Host
 	}
-	if h.d.cfg.RootCAs != nil {
-		c.RootCAs = h.d.cfg.RootCAs.RootCAs
-	}
+	c.RootCAs = h.d.cfg.RootCAs // nil: the system pool
 	return c
 }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -156,7 +155,7 @@ func TestTLSOnDevice(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(srv.Certificate())
 	o := testbed.Clean(3000000)
-	o.Device.RootCAs = &tls.Config{RootCAs: pool}
+	o.Device.RootCAs = pool
 	b := newBed(t, o)
 	addr := srv.Listener.Addr().String()
 	get := func(opts *mux.TLSOptions) (string, error) {
