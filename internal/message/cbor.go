@@ -80,13 +80,6 @@ func appendBytes(dst, p []byte) []byte {
 	return append(appendHead(dst, majorBytes, uint64(len(p))), p...)
 }
 
-func appendBool(dst []byte, v bool) []byte {
-	if v {
-		return append(dst, 0xf5)
-	}
-	return append(dst, 0xf4)
-}
-
 // appendRaw appends an already-encoded CBOR item, or null when it is empty.
 func appendRaw(dst []byte, raw []byte) []byte {
 	if len(raw) == 0 {
