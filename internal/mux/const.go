@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 
 	"github.com/uartproxy/uartproxy/internal/message"
 )
@@ -22,11 +23,13 @@ import (
 // Errors returned by sessions and streams.
 var (
 	ErrSessionClosed = errors.New("mux: session closed")
-	ErrNotConnected  = errors.New("mux: device not connected (no link session)")
-	ErrStreamClosed  = errors.New("mux: stream closed")
-	ErrWriteClosed   = errors.New("mux: write after CloseWrite")
-	ErrUnsupported   = errors.New("mux: not supported by this side")
-	ErrTooLarge      = errors.New("mux: datagram larger than the link can carry")
+	// ErrNotConnected is returned by opens and requests while no link
+	// session is up; it matches syscall.ENETDOWN with errors.Is.
+	ErrNotConnected error = notConnected{}
+	ErrStreamClosed       = errors.New("mux: stream closed")
+	ErrWriteClosed        = errors.New("mux: write after CloseWrite")
+	ErrUnsupported        = errors.New("mux: not supported by this side")
+	ErrTooLarge           = errors.New("mux: datagram larger than the link can carry")
 	// ErrTimeout is returned when a deadline passes; it is a net.Error
 	// whose Timeout() is true.
 	ErrTimeout = os.ErrDeadlineExceeded
@@ -51,6 +54,34 @@ func (e *ResetError) Error() string {
 	return fmt.Sprintf("stream reset %s: %v", who, e.Code)
 }
 
+// Is lets callers that know only the standard library classify a refused
+// OPEN the way they classify a failed dial: errors.Is(err,
+// syscall.ECONNREFUSED) and so on. Code dns matches nothing here; callers
+// test CodeOf(err) == message.CodeDNS or treat it as unreachable.
+func (e *ResetError) Is(target error) bool {
+	errno, ok := target.(syscall.Errno)
+	if !ok {
+		return false
+	}
+	switch e.Code {
+	case message.CodeRefused:
+		return errno == syscall.ECONNREFUSED
+	case message.CodeUnreachable:
+		return errno == syscall.EHOSTUNREACH
+	case message.CodeTimeout:
+		return errno == syscall.ETIMEDOUT
+	case message.CodeDenied:
+		return errno == syscall.EACCES
+	case message.CodeLimit, message.CodeNoMemory:
+		return errno == syscall.EAGAIN
+	case message.CodeReset:
+		return errno == syscall.ECONNRESET
+	case message.CodeInUse:
+		return errno == syscall.EADDRINUSE
+	}
+	return false
+}
+
 // Timeout reports whether the peer gave up on a timeout.
 func (e *ResetError) Timeout() bool   { return e.Code == message.CodeTimeout }
 func (e *ResetError) Temporary() bool { return e.Code == message.CodeLimit }
@@ -61,6 +92,14 @@ type LinkError struct{ Err error }
 
 func (e *LinkError) Error() string { return "link session ended: " + e.Err.Error() }
 func (e *LinkError) Unwrap() error { return e.Err }
+
+// Is makes a stream that lost its link session match syscall.ENETRESET.
+func (e *LinkError) Is(target error) bool { return target == syscall.ENETRESET }
+
+type notConnected struct{}
+
+func (notConnected) Error() string        { return "mux: device not connected (no link session)" }
+func (notConnected) Is(target error) bool { return target == syscall.ENETDOWN }
 
 // CodeOf returns the protocol code that best describes err, for RESETs and
 // metrics.
