@@ -14,14 +14,16 @@ import (
 // errnoLike matches one errno with errors.Is, as mux's errors do.
 type errnoLike struct{ errno syscall.Errno }
 
-func (e errnoLike) Error() string          { return "device said: " + e.errno.Error() }
-func (e errnoLike) Is(target error) bool   { return target == e.errno }
-func opErr(err error) error                { return &net.OpError{Op: "dial", Net: "tcp", Err: err} }
-func wrapped(err error) error              { return fmt.Errorf("open: %w", err) }
-func timeoutErr() error                    { return &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded} }
-func sysErr(e syscall.Errno) error         { return opErr(os.NewSyscallError("connect", e)) }
-func dnsErr() error                        { return opErr(&net.DNSError{Err: "no such host", Name: "x.invalid", IsNotFound: true}) }
-func dnsTimeout() error                    { return &net.DNSError{Err: "timeout", Name: "x", IsTimeout: true} }
+func (e errnoLike) Error() string        { return "device said: " + e.errno.Error() }
+func (e errnoLike) Is(target error) bool { return target == e.errno }
+func opErr(err error) error              { return &net.OpError{Op: "dial", Net: "tcp", Err: err} }
+func wrapped(err error) error            { return fmt.Errorf("open: %w", err) }
+func timeoutErr() error                  { return &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded} }
+func sysErr(e syscall.Errno) error       { return opErr(os.NewSyscallError("connect", e)) }
+func dnsErr() error {
+	return opErr(&net.DNSError{Err: "no such host", Name: "x.invalid", IsNotFound: true})
+}
+func dnsTimeout() error { return &net.DNSError{Err: "timeout", Name: "x", IsTimeout: true} }
 
 func TestClassify(t *testing.T) {
 	cases := []struct {

@@ -20,15 +20,15 @@ const (
 
 // tuning (not protocol)
 const (
-	maxDatagram       = 65507            // largest UDP payload over IPv4, and what the device carries
-	readBuffer        = 64 << 10         // one UDP read; larger than any datagram
-	copyBuffer        = 32 << 10         // one TCP copy step
-	udpQueueDatagrams = 64               // datagrams waiting per UDP client for its device socket
-	udpQueueBytes     = 256 << 10        // bytes waiting per UDP client
-	udpDrainQuiet     = time.Second      // during Shutdown a UDP client this quiet is done
+	maxDatagram       = 65507       // largest UDP payload over IPv4, and what the device carries
+	readBuffer        = 64 << 10    // one UDP read; larger than any datagram
+	copyBuffer        = 32 << 10    // one TCP copy step
+	udpQueueDatagrams = 64          // datagrams waiting per UDP client for its device socket
+	udpQueueBytes     = 256 << 10   // bytes waiting per UDP client
+	udpDrainQuiet     = time.Second // during Shutdown a UDP client this quiet is done
 	listenBackoffMin  = 250 * time.Millisecond
 	listenBackoffMax  = 5 * time.Second
-	acceptBackoffMax  = time.Second // local Accept errors other than a closed listener
+	acceptBackoffMax  = time.Second     // local Accept errors other than a closed listener
 	warnEvery         = 5 * time.Second // at most one warning per reason this often
 )
 

@@ -48,15 +48,15 @@ type Forward struct {
 
 	mu     sync.Mutex
 	state  int
-	addr   net.Addr                // local listener address
-	ln     net.Listener            // local TCP
-	devLn  net.Listener            // remote: the device listener, while it is open
-	pairs  map[*pair]struct{}      // TCP connections being served
-	udp    *net.UDPConn            // local UDP
-	udpEnd chan struct{}           // closed when udp is closed
+	addr   net.Addr           // local listener address
+	ln     net.Listener       // local TCP
+	devLn  net.Listener       // remote: the device listener, while it is open
+	pairs  map[*pair]struct{} // TCP connections being served
+	udp    *net.UDPConn       // local UDP
+	udpEnd chan struct{}      // closed when udp is closed
 	sess   map[netip.AddrPort]*udpSession
-	lru    list.List               // of *udpSession, most recently active first
-	kick   chan struct{}           // wakes the UDP janitor; capacity 1
+	lru    list.List     // of *udpSession, most recently active first
+	kick   chan struct{} // wakes the UDP janitor; capacity 1
 
 	active    atomic.Int64
 	accepted  atomic.Uint64
