@@ -13,11 +13,13 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"golang.org/x/net/proxy"
 
 	"github.com/uartproxy/uartproxy/internal/socks5"
@@ -41,7 +43,14 @@ func TestConnectXNetProxy(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, addr := startServer(t, socks5.Config{Dial: dial, Authenticate: tc.check})
+			var logs logBuffer
+			srv, addr := startServer(t, socks5.Config{Dial: dial, Authenticate: tc.check,
+				Logger: zerolog.New(&logs).Level(zerolog.DebugLevel)})
+			defer func() {
+				if tc.auth != nil && strings.Contains(logs.String(), tc.auth.Password) {
+					t.Errorf("the password is in the log:\n%s", logs.String())
+				}
+			}()
 			d, err := proxy.SOCKS5("tcp", addr, tc.auth, proxy.Direct)
 			if err != nil {
 				t.Fatal(err)
