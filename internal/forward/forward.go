@@ -175,6 +175,9 @@ func (f *Forward) Addr() net.Addr {
 // UDPIdleTimeout, if shorter). Shutdown returns when no goroutine of the
 // forward is left.
 func (f *Forward) Shutdown(ctx context.Context) error {
+	// First, so that the remote loop sees its listener closed on purpose
+	// and does not report it lost.
+	f.stopAccept()
 	f.mu.Lock()
 	switch f.state {
 	case stateRunning:
@@ -185,7 +188,6 @@ func (f *Forward) Shutdown(ctx context.Context) error {
 		return f.Close()
 	}
 	f.mu.Unlock()
-	f.stopAccept()
 
 	done := make(chan struct{})
 	go func() {

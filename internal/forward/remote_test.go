@@ -124,6 +124,10 @@ func TestRemoteRelistens(t *testing.T) {
 	if calls != 5 || addrs[0] != ":2222" {
 		t.Fatalf("%d Listen calls, addresses %q", calls, addrs)
 	}
+	// Shutdown closes the listener on purpose: not a loss.
+	if err := f.Shutdown(ctxT(t, 10*time.Second)); err != nil || f.Stats().Listening {
+		t.Fatalf("Shutdown: %v, %+v", err, f.Stats())
+	}
 	out := logs.String()
 	for msg, want := range map[string]int{
 		"waiting for the ESP32 to listen": 1,

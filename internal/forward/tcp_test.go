@@ -145,7 +145,10 @@ func TestDialFailureClosesClient(t *testing.T) {
 			t.Fatalf("read %d bytes from a failed forward", n)
 		}
 	}
-	eventually(t, "failures counted", func() bool { return f.Stats().Failed[ReasonRefused] == 3 })
+	eventually(t, "failures counted", func() bool {
+		st := f.Stats()
+		return st.Failed[ReasonRefused] == 3 && st.Active == 0
+	})
 	st := f.Stats()
 	if st.Active != 0 || st.Accepted != 3 || len(st.Failed) != len(reasons) {
 		t.Fatalf("stats %+v", st)
