@@ -9,6 +9,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -189,4 +190,79 @@ func TestRemoteStopsWhileRetrying(t *testing.T) {
 			t.Fatalf("%s: %v, %+v", how, err, f.Stats())
 		}
 	}
+}
+
+// chanListener is an in-memory device listener whose Accept blocks
+// durably, for synctest.
+type chanListener struct {
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	<-l.closed
+	return nil, net.ErrClosed
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{Port: 2222} }
+
+// TestRemoteBackoff checks the retry schedule on a fake clock: 250 ms
+// doubling to 5 s while Listen fails, and 250 ms again after a loss.
+func TestRemoteBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		var mu sync.Mutex
+		var at []time.Duration
+		fails := 8
+		lns := make(chan *chanListener, 2)
+		listen := func(ctx context.Context, network, address string) (net.Listener, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			at = append(at, time.Since(start))
+			if fails > 0 {
+				fails--
+				return nil, fmt.Errorf("device: %w", syscall.ENETDOWN)
+			}
+			ln := &chanListener{closed: make(chan struct{})}
+			lns <- ln
+			return ln, nil
+		}
+		f, err := New(Config{Spec: mustSpec(t, "2222:127.0.0.1:22", true), Listen: listen})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ln := <-lns
+		synctest.Wait()
+		if !f.Stats().Listening {
+			t.Fatal("not listening")
+		}
+		lost := time.Since(start)
+		ln.Close()
+		<-lns
+		f.Close()
+
+		ms := func(d ...int) (out []time.Duration) {
+			for _, x := range d {
+				out = append(out, time.Duration(x)*time.Millisecond)
+			}
+			return out
+		}
+		var gaps []time.Duration
+		for i := 1; i < len(at); i++ {
+			gaps = append(gaps, at[i]-at[i-1])
+		}
+		want := ms(250, 500, 1000, 2000, 4000, 5000, 5000, 5000)
+		want = append(want, lost+250*time.Millisecond-at[len(at)-2])
+		if fmt.Sprint(gaps) != fmt.Sprint(want) {
+			t.Fatalf("Listen every %v, want %v", gaps, want)
+		}
+	})
 }

@@ -79,7 +79,7 @@ func (p *pair) close() {
 // the device listener accepted) and serves it in a new goroutine.
 func (f *Forward) take(c net.Conn) {
 	remote := f.cfg.Spec.Remote
-	release, ok := f.admit(c.RemoteAddr().String())
+	release, ok := f.admit(addrString(c.RemoteAddr()))
 	if !ok {
 		c.Close()
 		return
@@ -119,7 +119,7 @@ func (f *Forward) serveConn(p *pair, c net.Conn, release func()) {
 	}()
 
 	remote := f.cfg.Spec.Remote
-	log := f.log.With().Stringer("client", c.RemoteAddr()).Logger()
+	log := f.log.With().Str("client", addrString(c.RemoteAddr())).Logger()
 	dial, what := f.cfg.Dial, "connect through the ESP32"
 	if remote {
 		dial, what = f.cfg.DialLocal, "connect to the local target"
@@ -203,4 +203,13 @@ func pipe(dst, src net.Conn, total *atomic.Uint64) (int64, error) {
 			return n, rerr
 		}
 	}
+}
+
+// addrString formats a peer address, which a device connection may not
+// have.
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
 }
