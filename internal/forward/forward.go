@@ -102,7 +102,8 @@ func (a hostPort) String() string { return string(a) }
 // returns the error if it cannot (address in use, say), then serves in
 // the background. A remote forward starts its listen loop, which keeps
 // trying while the device is not there; it fails only if the forward was
-// started or closed before.
+// started or closed before. The errors do not name the forward: the
+// caller knows which one it started.
 func (f *Forward) Start() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -111,7 +112,7 @@ func (f *Forward) Start() error {
 	case stateClosed:
 		return ErrClosed
 	default:
-		return fmt.Errorf("forward %s: already started", f.cfg.Spec)
+		return errors.New("forward: already started")
 	}
 	sp := f.cfg.Spec
 	var lc net.ListenConfig
@@ -124,7 +125,12 @@ func (f *Forward) Start() error {
 		if err != nil {
 			return f.bindError(err)
 		}
-		f.udp = pc.(*net.UDPConn)
+		udp, ok := pc.(*net.UDPConn)
+		if !ok { // not for network "udp"; kept from panicking all the same
+			pc.Close()
+			return fmt.Errorf("listen udp %s: got a %T", sp.ListenAddr(), pc)
+		}
+		f.udp = udp
 		f.addr = pc.LocalAddr()
 		f.wg.Add(2)
 		go f.readUDP(f.udp)
@@ -147,7 +153,8 @@ func (f *Forward) Start() error {
 	return nil
 }
 
-// bindError tells the user what to do about a local listen that failed.
+// bindError tells the user what to do about a local listen that failed;
+// err (a *net.OpError) already names the address.
 func (f *Forward) bindError(err error) error {
 	hint := ""
 	switch {
@@ -158,7 +165,7 @@ func (f *Forward) bindError(err error) error {
 	case errors.Is(err, syscall.EADDRNOTAVAIL):
 		hint = " (the bind address is not one of this host's addresses)"
 	}
-	return fmt.Errorf("forward %s: %w%s", f.cfg.Spec, err, hint)
+	return fmt.Errorf("%w%s", err, hint)
 }
 
 // Addr returns the local listener's address once a local forward has
