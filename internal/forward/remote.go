@@ -13,7 +13,7 @@ func (f *Forward) remoteLoop() {
 	defer f.wg.Done()
 	addr := f.cfg.Spec.ListenAddr()
 	backoff := listenBackoffMin
-	logged := "" // the failure reason last logged above debug
+	logged := "" // the failure reason last logged above debug, or away
 	for {
 		ctx, cancel := context.WithTimeout(f.acceptCtx, f.cfg.ConnectTimeout)
 		ln, err := f.cfg.Listen(ctx, "tcp", addr)
@@ -23,15 +23,19 @@ func (f *Forward) remoteLoop() {
 				return
 			}
 			reason := classify(err)
+			kind := reason
+			if reason == ReasonNoDevice || reason == ReasonTimeout {
+				kind = away // waiting for a device to come back may time out
+			}
 			switch {
-			case reason == logged:
+			case kind == logged:
 				f.log.Debug().Str("reason", reason).Err(err).Dur("retry_in", backoff).Msg("cannot listen on the ESP32 yet")
-			case logged == "" && (reason == ReasonNoDevice || reason == ReasonTimeout):
+			case kind == away:
 				f.log.Info().Str("reason", reason).Err(err).Msg("waiting for the ESP32 to listen; retrying")
 			default:
 				f.log.Warn().Str("reason", reason).Err(err).Msg("cannot listen on the ESP32; retrying")
 			}
-			logged = reason
+			logged = kind
 			if !f.sleep(backoff) {
 				return
 			}
@@ -51,7 +55,7 @@ func (f *Forward) remoteLoop() {
 		f.log.Warn().Err(err).Msg("lost the listener on the ESP32; listening again when it is back")
 		// The failures that follow a loss are expected; say so only when
 		// they are something else.
-		logged = ReasonNoDevice
+		logged = away
 		// Start the backoff over, but never listen again at once: a
 		// listener that dies as soon as it opens must not spin the loop.
 		backoff = listenBackoffMin
@@ -61,6 +65,10 @@ func (f *Forward) remoteLoop() {
 		backoff = min(2*backoff, listenBackoffMax)
 	}
 }
+
+// away stands for the failure reasons that mean the device is not there
+// (yet), in remoteLoop's logging.
+const away = "away"
 
 // setDevListener records the open device listener so that Shutdown and
 // Close can close it; false means accepting has stopped meanwhile.

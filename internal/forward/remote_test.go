@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -218,21 +219,27 @@ func TestRemoteBackoff(t *testing.T) {
 		start := time.Now()
 		var mu sync.Mutex
 		var at []time.Duration
-		fails := 8
+		down := fmt.Errorf("device: %w", syscall.ENETDOWN)
+		timeout := &net.OpError{Op: "listen", Net: "tcp", Err: os.ErrDeadlineExceeded}
+		denied := fmt.Errorf("device: %w", syscall.EACCES)
+		fails := []error{down, timeout, down, denied, denied, down, timeout, down}
 		lns := make(chan *chanListener, 2)
 		listen := func(ctx context.Context, network, address string) (net.Listener, error) {
 			mu.Lock()
 			defer mu.Unlock()
 			at = append(at, time.Since(start))
-			if fails > 0 {
-				fails--
-				return nil, fmt.Errorf("device: %w", syscall.ENETDOWN)
+			if len(fails) > 0 {
+				err := fails[0]
+				fails = fails[1:]
+				return nil, err
 			}
 			ln := &chanListener{closed: make(chan struct{})}
 			lns <- ln
 			return ln, nil
 		}
-		f, err := New(Config{Spec: mustSpec(t, "2222:127.0.0.1:22", true), Listen: listen})
+		var logs syncBuffer
+		f, err := New(Config{Spec: mustSpec(t, "2222:127.0.0.1:22", true), Listen: listen,
+			Logger: zerolog.New(&logs).Level(zerolog.InfoLevel)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,6 +270,20 @@ func TestRemoteBackoff(t *testing.T) {
 		want = append(want, lost+250*time.Millisecond-at[len(at)-2])
 		if fmt.Sprint(gaps) != fmt.Sprint(want) {
 			t.Fatalf("Listen every %v, want %v", gaps, want)
+		}
+		// Timeouts while the device is away are no news; a denial is,
+		// and so is waiting again after it.
+		out := logs.String()
+		for msg, want := range map[string]int{
+			"waiting for the ESP32 to listen":      2,
+			"cannot listen on the ESP32; retrying": 1,
+			`"reason":"denied"`:                    1,
+			"listening on the ESP32":               2,
+			"lost the listener on the ESP32":       1,
+		} {
+			if n := strings.Count(out, msg); n != want {
+				t.Errorf("%q logged %d times, want %d:\n%s", msg, n, want, out)
+			}
 		}
 	})
 }
