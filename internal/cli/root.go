@@ -24,6 +24,7 @@ func subcommands() []*cobra.Command {
 		newBenchCmd(),
 		newEmulateCmd(),
 		newPortsCmd(),
+		newServeCmd(),
 		newSniffCmd(),
 		newVersionCmd(),
 	}
