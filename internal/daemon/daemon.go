@@ -44,6 +44,9 @@ type Options struct {
 	// Load reads the configuration again for Reload (the file, the
 	// environment, and the flags as given at start); nil disables Reload.
 	Load func() (config.Config, *config.Credentials, error)
+	// EmulatedMaxStreams, with Config.Emulate, sets how many streams the
+	// emulated ESP32 holds (tests and benchmarks); 0 keeps its default.
+	EmulatedMaxStreams int
 	// Notify turns sd_notify on (it is a no-op outside systemd anyway).
 	Notify bool
 }
@@ -118,6 +121,7 @@ func (d *Daemon) Start() error {
 	uc := uplink.DefaultConfig()
 	uc.Port = serialport.Config{Path: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.Flow != "none"}
 	uc.Emulate = cfg.Emulate
+	uc.EmulatedMaxStreams = d.opts.EmulatedMaxStreams
 	uc.MinBackoff, uc.MaxBackoff = time.Duration(cfg.Reconnect.MinBackoff), time.Duration(cfg.Reconnect.MaxBackoff)
 	uc.Logger = d.log.With().Str("part", "uplink").Logger()
 	uc.OnChange = func(uplink.Status) {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/uartproxy/uartproxy/internal/emulator"
 	"github.com/uartproxy/uartproxy/internal/hostlink"
 	"github.com/uartproxy/uartproxy/internal/link"
 	"github.com/uartproxy/uartproxy/internal/message"
@@ -46,6 +47,9 @@ type Config struct {
 	// Emulate runs an emulated ESP32 in this process, on an emulated line
 	// paced at Port.Baud, in place of a serial port.
 	Emulate bool
+	// EmulatedMaxStreams, with Emulate, is how many streams the emulated
+	// ESP32 holds at once; 0 keeps the ESP32-C3's 16.
+	EmulatedMaxStreams int
 	// MinBackoff and MaxBackoff bound the wait between attempts to open
 	// the port; it doubles after each failure, with jitter.
 	MinBackoff, MaxBackoff time.Duration
@@ -482,6 +486,10 @@ func (u *Uplink) open() (device, error) {
 		o := testbed.Clean(u.cfg.Port.Baud)
 		if !u.cfg.Port.FlowControl {
 			o.Line = uartemu.Symmetric(uartemu.Line{Baud: u.cfg.Port.Baud})
+		}
+		if n := u.cfg.EmulatedMaxStreams; n > 0 {
+			o.Device = emulator.DefaultConfig()
+			o.Device.MaxStreams = n
 		}
 		o.Link.Logger = u.log.With().Str("layer", "link").Logger()
 		o.Host.Logger = u.log.With().Str("layer", "mux").Logger()
