@@ -214,7 +214,7 @@ func (c *client) reply() statute.Reply {
 func (c *client) expectEOF() []byte {
 	c.t.Helper()
 	b, err := io.ReadAll(c)
-	if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+	if err != nil && !isReset(err) {
 		c.t.Fatalf("waiting for the server to close: %v (read %q)", err, b)
 	}
 	return b
@@ -274,4 +274,21 @@ func (l *logBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
+}
+
+// isReset reports a connection reset: a server closing with unread input
+// resets rather than ending with EOF.
+func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+
+func splitHostPort(t *testing.T, addr string) (string, int) {
+	t.Helper()
+	host, ps, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return host, port
 }
