@@ -70,7 +70,9 @@ func (p *Policy) NeedsLookup() bool { return p != nil && p.needsLookup }
 // address with the port, so the caller connects to exactly what was
 // checked. A rule that matches the name therefore decides for every
 // address when it comes before the IP rules: list "deny 10.0.0.0/8" before
-// "allow .example.com" to keep example.com's names out of 10/8.
+// "allow .example.com" to keep example.com's names out of 10/8. A name
+// that is denied whatever its addresses (by a name rule before any IP rule
+// applies, or by a default of deny) is refused without a lookup.
 //
 // A refused destination gives an error wrapping ErrDenied that names the
 // deciding rule; a failed lookup gives its error, wrapped, and not
@@ -96,6 +98,11 @@ func (p *Policy) Check(ctx context.Context, host string, port uint16, lookup fun
 			return "", p.denied(net.JoinHostPort(host, strconv.Itoa(int(port))), i)
 		}
 		return net.JoinHostPort(host, strconv.Itoa(int(port))), nil
+	}
+	// A name denied before any IP rule could apply is denied for every
+	// address: no need to ask the device.
+	if i, final := p.decideName(name, port); final && !p.allowed(i) {
+		return "", p.denied(net.JoinHostPort(host, strconv.Itoa(int(port))), i)
 	}
 	if lookup == nil {
 		return "", fmt.Errorf("policy: %s must be resolved to be checked against IP rules, but no resolver was given", host)
@@ -139,6 +146,25 @@ func (p *Policy) decideAddr(name string, ip netip.Addr, port uint16) int {
 		}
 	}
 	return -1
+}
+
+// decideName returns the rule that decides for name and port whatever its
+// addresses, and true; or false if an IP rule comes first, so that the
+// decision depends on the addresses.
+func (p *Policy) decideName(name string, port uint16) (int, bool) {
+	for i := range p.rules {
+		r := &p.rules[i]
+		if !r.matchPort(port) {
+			continue
+		}
+		if r.kind == kindPrefix {
+			return -1, false
+		}
+		if r.matchName(name) {
+			return i, true
+		}
+	}
+	return -1, true
 }
 
 // allowed is the decision of rule i, or of the default for -1.

@@ -336,7 +336,9 @@ func TestCheck(t *testing.T) {
 				}
 			}
 			_, isIP := netip.ParseAddr(strings.Trim(c.host, "[]"))
-			if wantCalls := p.NeedsLookup() && isIP != nil; (len(f.calls) > 0) != wantCalls {
+			_, final := p.decideName(strings.TrimSuffix(strings.ToLower(c.host), "."), c.port)
+			denyByName := c.want == "deny" && final
+			if wantCalls := p.NeedsLookup() && isIP != nil && !denyByName; (len(f.calls) > 0) != wantCalls {
 				t.Errorf("%s: Check(%s): lookups %v, want lookup %v", tt.name, c.host, f.calls, wantCalls)
 			}
 			for _, call := range f.calls {
@@ -377,6 +379,50 @@ func TestCheckErrors(t *testing.T) {
 	_, err = deny.Check(ctx, "example.com", 80, nil)
 	if !errors.Is(err, ErrDenied) || !strings.Contains(err.Error(), "default is deny") {
 		t.Errorf("default deny: err = %v", err)
+	}
+}
+
+// A name that a name rule denies before any IP rule applies is denied
+// without asking the device, even when the lookup would fail.
+func TestDenyByNameWithoutLookup(t *testing.T) {
+	p, err := New(true, []Rule{
+		{Allow: false, To: ".tracker.test"},
+		{Allow: false, To: "*", Ports: "25"},
+		{Allow: false, To: "10.0.0.0/8"},
+		{Allow: false, To: "late.test"}, // after an IP rule: needs the addresses
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	lookup := func(context.Context, string, string) ([]netip.Addr, error) {
+		calls++
+		return nil, errors.New("no such host")
+	}
+	for _, tt := range []struct {
+		host   string
+		port   uint16
+		denied bool
+		calls  int
+	}{
+		{"a.tracker.test", 443, true, 0},
+		{"mail.example.com", 25, true, 0},
+		{"late.test", 80, false, 1}, // the lookup error, not a denial
+		{"example.com", 80, false, 1},
+	} {
+		calls = 0
+		_, err := p.Check(context.Background(), tt.host, tt.port, lookup)
+		if errors.Is(err, ErrDenied) != tt.denied || err == nil || calls != tt.calls {
+			t.Errorf("Check(%s, %d) = %v after %d lookups; want denied %v after %d", tt.host, tt.port, err, calls, tt.denied, tt.calls)
+		}
+	}
+	deny, err := New(false, []Rule{{Allow: true, To: "10.0.0.0/8", Ports: "22"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls = 0
+	if _, err := deny.Check(context.Background(), "example.com", 80, lookup); !errors.Is(err, ErrDenied) || calls != 0 {
+		t.Errorf("default deny, no rule for port 80: %v after %d lookups", err, calls)
 	}
 }
 
