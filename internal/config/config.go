@@ -116,7 +116,6 @@ const (
 
 var (
 	flows      = []string{FlowRTSCTS, FlowNone}
-	actions    = []string{ActionAllow, ActionDeny}
 	logLevels  = []string{"trace", "debug", "info", "warn", "error"}
 	logFormats = []string{LogAuto, LogConsole, LogJSON}
 )
