@@ -152,6 +152,9 @@ func (f *serveFlags) credentials(cfg config.Config, log zerolog.Logger) (*config
 		}
 		return c, nil
 	}
+	if err := config.CredentialsEnvError(os.Getenv); err != nil {
+		return nil, err
+	}
 	if c, ok := config.CredentialsFromEnv(os.Getenv); ok {
 		return c, nil
 	}

@@ -297,7 +297,7 @@ func TestExampleFile(t *testing.T) {
 	// Its values are the defaults, but for the loopback listeners.
 	want := Default()
 	want.Port = "/dev/ttyUSB0"
-	want.SOCKS5.Listen, want.DNS.Listen, want.Metrics.Listen = "127.0.0.1:1080", "127.0.0.1:5353", "127.0.0.1:9100"
+	want.SOCKS5.Listen, want.DNS.Listen, want.Metrics.Listen = "127.0.0.1:1080", "127.0.0.1:5353", "127.0.0.1:9273"
 	if !reflect.DeepEqual(plain(c), want) {
 		t.Errorf("example =\n%+v\nwant\n%+v", plain(c), want)
 	}

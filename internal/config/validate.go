@@ -65,7 +65,7 @@ func (c *Config) Validate() error {
 	}{
 		{"socks5.listen", c.SOCKS5.Listen, "127.0.0.1:1080", []string{"tcp"}},
 		{"dns.listen", c.DNS.Listen, "127.0.0.1:5353", []string{"udp", "tcp"}},
-		{"metrics.listen", c.Metrics.Listen, "127.0.0.1:9100", []string{"tcp"}},
+		{"metrics.listen", c.Metrics.Listen, "127.0.0.1:9273", []string{"tcp"}},
 	} {
 		if l.value == "" {
 			continue
