@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/uartproxy/uartproxy/internal/mux"
 	"github.com/uartproxy/uartproxy/internal/testbed"
 )
@@ -73,7 +74,7 @@ func (d *bedDevice) listenAddr(t *testing.T) string {
 // streams; a refused connect on the device is classified from mux's
 // error.
 func TestE2ELocalTCP(t *testing.T) {
-	_, dev := newBedDevice(t)
+	b, dev := newBedDevice(t)
 	const n = 128 << 10
 	upData, downData := make([]byte, n), make([]byte, n)
 	rand.Read(upData)
@@ -91,19 +92,23 @@ func TestE2ELocalTCP(t *testing.T) {
 		<-wrote
 		c.Write(h.Sum(nil))
 	})
-	f := localTCP(t, srv, func(c *Config) { c.Dial = dev.dial })
+	f := localTCP(t, srv, func(c *Config) {
+		c.Dial = dev.dial
+		c.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
+	})
 	c := dialForward(t, f)
 	c.SetDeadline(time.Now().Add(30 * time.Second))
 	go func() {
 		c.Write(upData)
 		c.CloseWrite()
 	}()
+	// The forward's debug log and the link's figures explain a failure.
 	got, err := io.ReadAll(c)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v (host link %+v)", err, b.HostLink.Stats())
 	}
 	if len(got) != n+32 || !bytes.Equal(got[:n], downData) || !bytes.Equal(got[n:], sha256Of(upData)) {
-		t.Fatalf("got %d bytes, not the server's data and the hash of ours", len(got))
+		t.Fatalf("got %d bytes, not the server's data and the hash of ours (host link %+v)", len(got), b.HostLink.Stats())
 	}
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -232,7 +232,8 @@ func (f *Forward) drainLocked() {
 	}
 }
 
-// Close stops the forward and closes every connection now. It returns
+// Close stops the forward and aborts every connection now (a TCP client
+// gets a reset, so a cut transfer does not look complete). It returns
 // when no goroutine of the forward is left; it may be called again.
 func (f *Forward) Close() error {
 	f.closeOnce.Do(func() {
@@ -248,7 +249,7 @@ func (f *Forward) Close() error {
 			f.devLn.Close()
 		}
 		for p := range f.pairs {
-			p.close()
+			p.abort()
 		}
 		var ends []func()
 		for _, s := range f.sess {

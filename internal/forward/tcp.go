@@ -61,7 +61,15 @@ func (p *pair) setOther(c net.Conn, remote bool) bool {
 }
 
 // close closes both sides; it may be called any number of times.
-func (p *pair) close() {
+func (p *pair) close() { p.shut(false) }
+
+// abort closes both sides of a connection that failed or is cut: a TCP
+// peer gets a reset rather than an orderly end that would pass for the
+// whole stream. (A mux stream closed before both sides finished resets
+// itself.)
+func (p *pair) abort() { p.shut(true) }
+
+func (p *pair) shut(reset bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -69,9 +77,13 @@ func (p *pair) close() {
 	}
 	p.closed = true
 	for _, c := range []net.Conn{p.host, p.dev} {
-		if c != nil {
-			c.Close()
+		if c == nil {
+			continue
 		}
+		if l, ok := c.(interface{ SetLinger(int) error }); ok && reset {
+			l.SetLinger(0)
+		}
+		c.Close()
 	}
 }
 
@@ -147,7 +159,7 @@ func (f *Forward) serveConn(p *pair, c net.Conn, release func()) {
 // proxy copies both ways between p.host and p.dev. When one direction
 // reaches EOF it half-closes the other side's write; it returns when both
 // directions are done, or after either fails (then both sides are
-// closed). up counts bytes written to the device side.
+// aborted). up counts bytes written to the device side.
 func (f *Forward) proxy(p *pair) (up, down int64, err error) {
 	type result struct {
 		n   int64
@@ -158,17 +170,25 @@ func (f *Forward) proxy(p *pair) (up, down int64, err error) {
 	go func() {
 		defer f.wg.Done()
 		n, err := pipe(p.dev, p.host, &f.bytesUp)
-		if err != nil {
-			p.close()
-		}
+		p.failed(err)
 		done <- result{n, err}
 	}()
 	down, err = pipe(p.host, p.dev, &f.bytesDown)
-	if err != nil {
-		p.close()
-	}
+	p.failed(err)
 	r := <-done
 	return r.n, down, errors.Join(r.err, err)
+}
+
+// failed ends the connection when a direction ended with err: an abort,
+// unless the data all went through and only the half-close could not.
+func (p *pair) failed(err error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, errNoHalfClose):
+		p.close()
+	default:
+		p.abort()
+	}
 }
 
 // errNoHalfClose: the side that should see EOF cannot be half-closed, so

@@ -257,8 +257,8 @@ func TestShutdownDeadlineAndCloseCut(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if b, err := io.ReadAll(c); len(b) != 0 || isTimeout(err) {
-				t.Fatalf("client read %q, %v after the cut", b, err)
+			if b, err := io.ReadAll(c); len(b) != 0 || !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("client read %q, %v after the cut; want a reset", b, err)
 			}
 			if st := f.Stats(); st.Active != 0 || st.Listening {
 				t.Fatalf("stats %+v", st)
@@ -268,9 +268,26 @@ func TestShutdownDeadlineAndCloseCut(t *testing.T) {
 	}
 }
 
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+// TestResetPassesThrough: when the far side resets mid-transfer the
+// client gets a reset too, not an end of stream that looks complete.
+func TestResetPassesThrough(t *testing.T) {
+	srv := tcpServer(t, func(c *net.TCPConn) {
+		c.Write([]byte("partial answer"))
+		io.ReadFull(c, make([]byte, 5))
+		c.SetLinger(0)
+		c.Close()
+	})
+	f := localTCP(t, srv, nil)
+	c := dialForward(t, f)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(c, make([]byte, len("partial answer"))); err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("hello"))
+	if b, err := io.ReadAll(c); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("client read %q, %v; want a reset", b, err)
+	}
+	eventually(t, "connection done", func() bool { return f.Stats().Active == 0 })
 }
 
 // TestStartPortInUse: a local listen that cannot bind fails in Start.

@@ -215,7 +215,7 @@ func TestUDPLargeDatagram(t *testing.T) {
 func TestUDPIdleExpiry(t *testing.T) {
 	srv := udpServer(t, echoRe)
 	var d devSockets
-	f := localUDP(t, srv, &d, func(c *Config) { c.UDPIdleTimeout = 300 * time.Millisecond })
+	f := localUDP(t, srv, &d, func(c *Config) { c.UDPIdleTimeout = 500 * time.Millisecond })
 	c := udpClient(t, f)
 	if got := exchange(t, c, "one"); got != "re:one" {
 		t.Fatal(got)
@@ -308,7 +308,7 @@ func TestUDPAdmitRefuses(t *testing.T) {
 func TestUDPShutdown(t *testing.T) {
 	srv := udpServer(t, echoRe)
 	var d devSockets
-	f := localUDP(t, srv, &d, func(c *Config) { c.UDPIdleTimeout = 300 * time.Millisecond })
+	f := localUDP(t, srv, &d, func(c *Config) { c.UDPIdleTimeout = 500 * time.Millisecond })
 	a, b := udpClient(t, f), udpClient(t, f)
 	exchange(t, a, "a1")
 	done := make(chan error, 1)
