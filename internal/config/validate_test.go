@@ -27,7 +27,7 @@ func TestValidate(t *testing.T) {
 		}},
 		{"listen not host:port", "socks5:\n  listen: abc\n", []string{`c.yaml:2: socks5.listen: "abc" is not host:port (e.g. 127.0.0.1:1080)`}},
 		{"listen port", "dns:\n  listen: 127.0.0.1:dns\n", []string{`c.yaml:2: dns.listen: "127.0.0.1:dns": port "dns" is not a number from 0 to 65535 (e.g. 127.0.0.1:5353)`}},
-		{"listen host", "metrics:\n  listen: a/b:9100\n", []string{`c.yaml:2: metrics.listen: "a/b:9100": "a/b" is neither an IP address nor a host name (e.g. 127.0.0.1:9100)`}},
+		{"listen host", "metrics:\n  listen: a/b:9100\n", []string{`c.yaml:2: metrics.listen: "a/b:9100": "a/b" is neither an IP address nor a host name (e.g. 127.0.0.1:9273)`}},
 		{"listen forms", "socks5: {listen: \":1080\"}\ndns: {listen: \"[::1]:53\"}\nmetrics: {listen: \"localhost:9100\"}\n", nil},
 		{"upstream", "dns:\n  upstream: dns.google:53\n", []string{`c.yaml:2: dns.upstream: "dns.google:53": "dns.google" is not an IP address; want ip:port of a resolver, e.g. 1.1.1.1:53 or [2606:4700:4700::1111]:53, or "" to answer A and AAAA through the ESP32 alone`}},
 		{"upstream port", "dns:\n  upstream: 1.1.1.1:0\n", []string{`c.yaml:2: dns.upstream: "1.1.1.1:0": port "0" is not a number from 1 to 65535; want ip:port of a resolver, e.g. 1.1.1.1:53 or [2606:4700:4700::1111]:53, or "" to answer A and AAAA through the ESP32 alone`}},
