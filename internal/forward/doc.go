@@ -13,7 +13,14 @@
 // with backoff while the device is away and listening again after the
 // link is lost, and connects each accepted connection to Spec.Target() on
 // this host. TCP data is copied both ways with half-close: EOF in one
-// direction becomes CloseWrite on the other side.
+// direction becomes CloseWrite on the other side. A connection that fails
+// in either direction, or that Close cuts, is aborted, so the TCP client
+// gets a reset rather than an end of stream that would pass for complete.
+//
+// Shutdown stops accepting at once and lets what is active finish: TCP
+// connections until they end, UDP clients until they have been quiet for
+// a second (the local UDP socket stays open meanwhile, to carry their
+// answers).
 //
 // The package knows the device only through the functions in Config,
 // which have the standard library's signatures; failures are classified
