@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -420,7 +421,14 @@ func (d *Daemon) Reload() error {
 		if _, ok := d.forwards[key]; ok {
 			continue
 		}
-		if err := d.startForward(sp); err != nil {
+		// A changed forward that keeps its local port must wait for the
+		// old one, draining in the background, to let go of the port.
+		err := d.startForward(sp)
+		for deadline := time.Now().Add(2 * time.Second); errors.Is(err, syscall.EADDRINUSE) && time.Now().Before(deadline); {
+			time.Sleep(50 * time.Millisecond)
+			err = d.startForward(sp)
+		}
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
