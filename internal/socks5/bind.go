@@ -44,7 +44,7 @@ func (ss *session) bind(host string, port uint16) {
 	ln.Close() // one connection only
 	switch {
 	case err != nil && clientGone:
-		ss.done(cmdBind, repGeneralFailure, dest, errors.New("client left while waiting"))
+		ss.done(cmdBind, repGeneralFailure, dest, err)
 		return
 	case err != nil:
 		ss.reject(cmdBind, replyFor(err), dest, err)
@@ -77,7 +77,8 @@ func (ss *session) acceptOne(ln net.Listener) (peer net.Conn, err error, clientG
 	defer stop()
 
 	// Watch the client without consuming its bytes: Peek returns when it
-	// sends something (kept for the relay) or hangs up.
+	// hangs up, or when it sends something early (kept for the relay; from
+	// then on only BindTimeout ends the wait).
 	watched := make(chan error, 1)
 	go func() {
 		_, err := ss.br.Peek(1)
@@ -98,7 +99,11 @@ func (ss *session) acceptOne(ln net.Listener) (peer net.Conn, err error, clientG
 	ss.conn.SetReadDeadline(time.Time{})
 	clientGone = ss.ctx.Err() != nil || (werr != nil && !errors.Is(werr, os.ErrDeadlineExceeded))
 
-	if err != nil {
+	switch {
+	case err == nil && clientGone:
+		peer.Close()
+		return nil, errors.New("client left"), true
+	case err != nil:
 		if peer != nil {
 			peer.Close()
 		}
