@@ -82,6 +82,49 @@ const (
 	ReasonClosed             = "closed"               // cut by Close or Shutdown
 )
 
+// Reasons for dropping a datagram of a UDP association, as used in
+// Stats.UDPDropped.
+const (
+	DropForeignSource = "foreign_source" // not from the client's IP
+	DropForeignPort   = "foreign_port"   // from the client's IP, another port
+	DropBadHeader     = "bad_header"     // SOCKS UDP header unreadable
+	DropFragment      = "fragment"       // FRAG != 0: fragments are not reassembled
+	DropNoDestination = "no_destination" // empty host or port 0
+	DropDenied        = "denied"         // Allow refused the destination
+	DropDeviceWrite   = "device_write"   // the device socket refused it (too large, ...)
+	DropClientUnknown = "client_unknown" // from the device before the client's port is known
+	DropClientWrite   = "client_write"   // writing to the client failed
+)
+
+// dropReason indexes dropReasons.
+type dropReason uint8
+
+const (
+	dropForeignSource dropReason = iota
+	dropForeignPort
+	dropBadHeader
+	dropFragment
+	dropNoDestination
+	dropDenied
+	dropDeviceWrite
+	dropClientUnknown
+	dropClientWrite
+	numDropReasons
+)
+
+var dropReasons = [numDropReasons]string{
+	DropForeignSource, DropForeignPort, DropBadHeader, DropFragment, DropNoDestination,
+	DropDenied, DropDeviceWrite, DropClientUnknown, DropClientWrite,
+}
+
+// String returns the reason's token.
+func (r dropReason) String() string {
+	if r < numDropReasons {
+		return dropReasons[r]
+	}
+	return "other"
+}
+
 // command is a SOCKS5 request command.
 type command uint8
 

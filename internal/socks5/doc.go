@@ -29,6 +29,23 @@
 // the statute parser, and a read error is classified from what the
 // connection itself returned.
 //
+// # Behaviour worth knowing
+//
+//   - Reply codes for failed opens follow the standard errnos (which mux
+//     errors match): ECONNREFUSED 0x05, EHOSTUNREACH or *net.DNSError 0x04,
+//     ENETUNREACH or ENETDOWN 0x03, ETIMEDOUT or a timeout 0x06, ErrDenied
+//     or EACCES 0x02, anything else 0x01.
+//   - A TCP relay has no idle timeout; it ends when both sides have
+//     half-closed, one fails, or the server cuts it.
+//   - UDP ASSOCIATE uses one device socket for every destination. Fragments
+//     (FRAG != 0) are dropped, not reassembled, as RFC 1928 §7 allows; the
+//     statute parser also drops empty datagrams to IPv6 or name
+//     destinations. Allow is asked once per destination and a grant or a
+//     denial is remembered (up to 256 destinations per association). Drops are
+//     counted in Stats.UDPDropped by reason.
+//   - BIND accepts one connection; the request's address is not compared
+//     with the peer's.
+//
 // # Concurrency
 //
 // A Server is safe for use by several goroutines; Serve may run on several

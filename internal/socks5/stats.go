@@ -17,6 +17,9 @@ type Stats struct {
 	// HandshakeErrors counts connections that ended before a request was
 	// read, by reason (ReasonTimeout, ...). Only non-zero counts are present.
 	HandshakeErrors map[string]uint64
+	// UDPDropped counts datagrams of UDP associations dropped, by reason
+	// (DropFragment, ...). Only non-zero counts are present.
+	UDPDropped map[string]uint64
 	// BytesUp and BytesDown count payload from clients to destinations and
 	// back, TCP and UDP (without SOCKS UDP headers).
 	BytesUp, BytesDown uint64
@@ -30,6 +33,7 @@ type counters struct {
 	requests        [numCommands][numReplies]atomic.Uint64
 	authFailures    atomic.Uint64
 	handshakeErrors [numReasons]atomic.Uint64
+	udpDropped      [numDropReasons]atomic.Uint64
 	bytesUp         atomic.Uint64
 	bytesDown       atomic.Uint64
 }
@@ -50,6 +54,7 @@ func (c *counters) snapshot() Stats {
 		Requests:        map[string]map[string]uint64{},
 		AuthFailures:    c.authFailures.Load(),
 		HandshakeErrors: map[string]uint64{},
+		UDPDropped:      map[string]uint64{},
 		BytesUp:         c.bytesUp.Load(),
 		BytesDown:       c.bytesDown.Load(),
 	}
@@ -69,6 +74,11 @@ func (c *counters) snapshot() Stats {
 	for i := range c.handshakeErrors {
 		if n := c.handshakeErrors[i].Load(); n != 0 {
 			st.HandshakeErrors[reason(i).String()] = n
+		}
+	}
+	for i := range c.udpDropped {
+		if n := c.udpDropped[i].Load(); n != 0 {
+			st.UDPDropped[dropReason(i).String()] = n
 		}
 	}
 	return st

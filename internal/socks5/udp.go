@@ -158,21 +158,21 @@ func (a *association) up(ctx context.Context) error {
 			return err
 		}
 		if !src.IP.Equal(a.clientIP) {
-			a.drop("foreign source", src, nil)
+			a.drop(dropForeignSource, src, nil)
 			continue
 		}
 		client := a.client.Load()
 		if client != nil && client.Port != src.Port {
-			a.drop("foreign source port", src, nil)
+			a.drop(dropForeignPort, src, nil)
 			continue
 		}
 		d, err := statute.ParseDatagram(buf[:n])
 		if err != nil {
-			a.drop("bad header", src, err)
+			a.drop(dropBadHeader, src, err)
 			continue
 		}
 		if d.Frag != 0 {
-			a.drop("fragment", src, nil)
+			a.drop(dropFragment, src, nil)
 			continue
 		}
 		if client == nil {
@@ -187,7 +187,7 @@ func (a *association) up(ctx context.Context) error {
 			if errors.Is(err, net.ErrClosed) {
 				return err
 			}
-			a.drop("device write", to, err)
+			a.drop(dropDeviceWrite, to, err)
 			continue
 		}
 		a.ss.srv.stats.bytesUp.Add(uint64(len(d.Data)))
@@ -202,13 +202,13 @@ func (a *association) destination(ctx context.Context, spec statute.AddrSpec) ne
 		host = spec.IP.String()
 	}
 	if host == "" || spec.Port <= 0 || spec.Port > 0xffff {
-		a.drop("no destination", hostPortAddr(spec.String()), nil)
+		a.drop(dropNoDestination, hostPortAddr(spec.String()), nil)
 		return nil
 	}
 	key := net.JoinHostPort(host, strconv.Itoa(spec.Port))
 	if to, ok := a.dests[key]; ok {
 		if to == nil {
-			a.drop("denied", hostPortAddr(key), nil)
+			a.drop(dropDenied, hostPortAddr(key), nil)
 		}
 		return to
 	}
@@ -217,7 +217,7 @@ func (a *association) destination(ctx context.Context, spec statute.AddrSpec) ne
 		if replyFor(err) == repNotAllowed {
 			a.remember(key, nil)
 		}
-		a.drop("denied", hostPortAddr(key), err)
+		a.drop(dropDenied, hostPortAddr(key), err)
 		return nil
 	}
 	to := deviceAddr(address)
@@ -265,7 +265,7 @@ func (a *association) down() error {
 		}
 		client := a.client.Load()
 		if client == nil {
-			a.drop("client port unknown", from, nil)
+			a.drop(dropClientUnknown, from, nil)
 			continue
 		}
 		d := statute.Datagram{DstAddr: addrSpec(from)}
@@ -277,15 +277,16 @@ func (a *association) down() error {
 			if errors.Is(err, net.ErrClosed) {
 				return err
 			}
-			a.drop("client write", client, err)
+			a.drop(dropClientWrite, client, err)
 			continue
 		}
 		a.ss.srv.stats.bytesDown.Add(uint64(n))
 	}
 }
 
-func (a *association) drop(why string, addr net.Addr, err error) {
+func (a *association) drop(why dropReason, addr net.Addr, err error) {
+	a.ss.srv.stats.udpDropped[why].Add(1)
 	if e := a.log.Debug(); e.Enabled() {
-		e.Err(err).Str("why", why).Stringer("addr", addr).Msg("socks5: datagram dropped")
+		e.Err(err).Stringer("why", why).Stringer("addr", addr).Msg("socks5: datagram dropped")
 	}
 }

@@ -222,11 +222,13 @@ func TestUDPHeader(t *testing.T) {
 	u.sendTo(0, "blocked.test", echoPort, "denied again")
 	stranger := newUDPClient(t, relay) // same IP, another port
 	stranger.sendTo(0, "127.0.0.1", echoPort, "stranger")
-	if far, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}); err == nil {
-		defer far.Close()
-		// Another IP altogether.
-		far.WriteToUDP(append(appendAddr([]byte{0, 0, 0}, "127.0.0.1", echoPort), "far away"...), relay)
+	// Another IP altogether (all of 127/8 is loopback on Linux).
+	far, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)})
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer far.Close()
+	far.WriteToUDP(append(appendAddr([]byte{0, 0, 0}, "127.0.0.1", echoPort), "far away"...), relay)
 	roundTrip("127.0.0.1", "two")
 	roundTrip("echo.device.test", "three")
 	roundTrip("echo.device.test", "four")
@@ -245,11 +247,23 @@ func TestUDPHeader(t *testing.T) {
 	}
 	mu.Unlock()
 
-	// Each datagram was dropped for the reason the test meant.
-	for _, why := range []string{"fragment", "bad header", "no destination", "denied", "foreign source port", "foreign source"} {
-		if n := strings.Count(logs.String(), `"why":"`+why+`"`); n == 0 {
-			t.Errorf("no datagram dropped as %q", why)
+	// Each datagram was dropped for the reason the test meant, and the
+	// reason is in the log too.
+	wantDropped := map[string]uint64{
+		socks5.DropFragment: 1, socks5.DropBadHeader: 3, socks5.DropNoDestination: 1,
+		socks5.DropDenied: 2, socks5.DropForeignPort: 1, socks5.DropForeignSource: 1,
+	}
+	dropped := srv.Stats().UDPDropped
+	for why, n := range wantDropped {
+		if dropped[why] != n {
+			t.Errorf("UDPDropped[%s] = %d, want %d", why, dropped[why], n)
 		}
+		if !strings.Contains(logs.String(), `"why":"`+why+`"`) {
+			t.Errorf("no log line for a datagram dropped as %s", why)
+		}
+	}
+	if len(dropped) != len(wantDropped) {
+		t.Errorf("UDPDropped = %v, want %v", dropped, wantDropped)
 	}
 
 	// Closing the control connection ends the association.
