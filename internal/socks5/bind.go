@@ -28,7 +28,7 @@ func (ss *session) bind(host string, port uint16) {
 	ln, err := cfg.Listen(ctx, "tcp", ":0")
 	cancel()
 	if err == nil && ln == nil {
-		err = errors.New("Listen returned no listener")
+		err = errors.New("no listener from Config.Listen")
 	}
 	if err != nil {
 		ss.reject(cmdBind, replyFor(err), dest, err)
@@ -90,7 +90,7 @@ func (ss *session) acceptOne(ln net.Listener) (peer net.Conn, err error, clientG
 
 	peer, err = ln.Accept()
 	if err == nil && peer == nil {
-		err = errors.New("Accept returned no connection")
+		err = errors.New("no connection from Accept")
 	}
 	// Wake the watcher and wait for it, so that only the relay reads from
 	// here on; a timeout error in bufio is not sticky.

@@ -52,7 +52,7 @@ func (ss *session) connect(host string, port uint16) {
 	target, err := cfg.Dial(ctx, "tcp", address)
 	cancel()
 	if err == nil && target == nil {
-		err = errors.New("Dial returned no connection")
+		err = errors.New("no connection from Config.Dial")
 	}
 	if err != nil {
 		ss.reject(cmdConnect, replyFor(err), dest, err)

@@ -243,6 +243,7 @@ func TestConnectReplyCodes(t *testing.T) {
 		{"timeout on the device (ETIMEDOUT)", socks5.Config{Dial: fails(opErr(syscall.ETIMEDOUT))}, "example.com", 80, 6, socks5.ResultTTLExpired},
 		{"anything else", socks5.Config{Dial: fails(errors.New("device out of streams"))}, "example.com", 80, 1, socks5.ResultGeneralFailure},
 		{"no Dial", socks5.Config{}, "example.com", 80, 7, socks5.ResultCommandNotSupported},
+		{"Dial returns neither conn nor error", socks5.Config{Dial: fails(nil)}, "example.com", 80, 1, socks5.ResultGeneralFailure},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

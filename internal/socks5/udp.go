@@ -41,7 +41,7 @@ func (ss *session) associate(hint statute.AddrSpec) {
 	dev, err := cfg.ListenPacket(ctx, "udp", "")
 	cancel()
 	if err == nil && dev == nil {
-		err = errors.New("ListenPacket returned no socket")
+		err = errors.New("no socket from Config.ListenPacket")
 	}
 	if err != nil {
 		ss.reject(cmdAssociate, replyFor(err), dest, err)
