@@ -49,7 +49,7 @@ func New(cfg Config) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{
 		cfg:      cfg,
-		log:      cfg.Logger.With().Str("component", "dnsproxy").Logger(),
+		log:      cfg.Logger,
 		upstream: upstream,
 		ctx:      ctx,
 		cancel:   cancel,
@@ -275,7 +275,10 @@ func (s *Server) serveConn(c net.Conn) {
 		defer wmu.Unlock()
 		c.SetWriteDeadline(time.Now().Add(s.cfg.TCPIdleTimeout))
 		if _, err := c.Write(out); err != nil {
+			// A client that does not read its replies loses the
+			// connection rather than holding the reader.
 			s.log.Debug().Err(err).Msg("tcp write")
+			c.Close()
 		}
 	}
 	var prefix [2]byte

@@ -502,7 +502,7 @@ func TestStats(t *testing.T) {
 		pkt   []byte
 		reply bool
 	}{
-		{[]byte{1, 2, 3}, false},                 // dropped: header
+		{[]byte{1, 2, 3}, false},                // dropped: header
 		{bareHeader(0x8000, 0, 0, 0, 0), false}, // dropped: response
 		{query{name: "example.test.", qtype: typeA}.pack(1), true},
 		{query{name: "example.test.", qtype: typeA}.pack(2), true}, // cache hit
