@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/uartproxy/uartproxy/internal/capture"
 	"github.com/uartproxy/uartproxy/internal/config"
 	"github.com/uartproxy/uartproxy/internal/daemon"
 	"github.com/uartproxy/uartproxy/internal/metrics"
@@ -36,6 +37,7 @@ type serveFlags struct {
 	Config       string
 	MaxClients   int
 	DrainTimeout time.Duration
+	Mirror       string
 }
 
 func (f *serveFlags) addTo(cmd *cobra.Command) {
@@ -51,7 +53,9 @@ func (f *serveFlags) addTo(cmd *cobra.Command) {
 	fs.StringVar(&f.Config, "config", "", "YAML config file (default "+config.DefaultPath+" if it exists)")
 	fs.IntVar(&f.MaxClients, "max-clients", 0, "most client connections at once across forwards and SOCKS5 (default 256)")
 	fs.DurationVar(&f.DrainTimeout, "drain-timeout", 0, "on SIGTERM, how long active clients may finish (default 10s)")
+	fs.StringVar(&f.Mirror, "mirror", "", "record the serial line's traffic to this pcapng file, for 'uartproxy sniff --file' (with --port)")
 	cmd.MarkFlagFilename("config", "yaml", "yml")
+	cmd.MarkFlagFilename("mirror", "pcapng")
 	cmd.MarkFlagFilename("socks5-auth")
 	cmd.MarkFlagsMutuallyExclusive("port", "emulate")
 }
@@ -208,8 +212,24 @@ func runServe(cmd *cobra.Command, f *serveFlags) error {
 	lf := logFlags{level: cfg.Log.Level, format: cfg.Log.Format}
 	log = lf.newLogger(cmd.ErrOrStderr())
 
+	var mirror *capture.Writer
+	if f.Mirror != "" {
+		if cfg.Emulate {
+			return usageErrorf("--mirror records a serial port: use it with --port (sniff an emulated line with 'uartproxy emulate --pty' and serve --port)")
+		}
+		file, err := os.OpenFile(f.Mirror, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return fmt.Errorf("--mirror: %w", err)
+		}
+		defer file.Close()
+		if mirror, err = capture.NewWriter(file, capture.LinkTypeRaw); err != nil {
+			return fmt.Errorf("--mirror: %w", err)
+		}
+		defer mirror.Flush()
+		log.Info().Str("file", f.Mirror).Msg("recording the serial line; read it with: uartproxy sniff --file " + f.Mirror)
+	}
 	d, err := daemon.New(daemon.Options{
-		Config: cfg, Credentials: creds, Logger: log, Notify: true,
+		Config: cfg, Credentials: creds, Logger: log, Notify: true, Mirror: mirror,
 		Build: metrics.Build{Version: version, Commit: commit},
 		Load:  func() (config.Config, *config.Credentials, error) { return f.load(cmd, log) },
 	})

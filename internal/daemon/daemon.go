@@ -24,6 +24,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/uartproxy/uartproxy/internal/capture"
 	"github.com/uartproxy/uartproxy/internal/config"
 	"github.com/uartproxy/uartproxy/internal/dnsproxy"
 	"github.com/uartproxy/uartproxy/internal/forward"
@@ -48,6 +49,8 @@ type Options struct {
 	// EmulatedMaxStreams, with Config.Emulate, sets how many streams the
 	// emulated ESP32 holds (tests and benchmarks); 0 keeps its default.
 	EmulatedMaxStreams int
+	// Mirror, if set, records the serial port's traffic for `sniff`.
+	Mirror *capture.Writer
 	// Notify turns sd_notify on (it is a no-op outside systemd anyway).
 	Notify bool
 }
@@ -123,6 +126,7 @@ func (d *Daemon) Start() error {
 	uc.Port = serialport.Config{Path: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.Flow != "none"}
 	uc.Emulate = cfg.Emulate
 	uc.EmulatedMaxStreams = d.opts.EmulatedMaxStreams
+	uc.Mirror = d.opts.Mirror
 	uc.MinBackoff, uc.MaxBackoff = time.Duration(cfg.Reconnect.MinBackoff), time.Duration(cfg.Reconnect.MaxBackoff)
 	uc.Logger = d.log.With().Str("part", "uplink").Logger()
 	uc.OnChange = func(uplink.Status) {

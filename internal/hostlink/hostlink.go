@@ -17,10 +17,12 @@ package hostlink
 
 import (
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/rs/zerolog"
 
+	"github.com/uartproxy/uartproxy/internal/capture"
 	"github.com/uartproxy/uartproxy/internal/link"
 	"github.com/uartproxy/uartproxy/internal/message"
 	"github.com/uartproxy/uartproxy/internal/mux"
@@ -40,6 +42,10 @@ type Config struct {
 	// Logger is given to the link and the mux, with a "layer" field, in
 	// place of their own Logger.
 	Logger zerolog.Logger
+	// Mirror, if set, records every byte read from and written to the
+	// port (a capture.LinkTypeRaw Writer): what `serve --mirror` writes and
+	// `sniff --file` reads.
+	Mirror *capture.Writer
 }
 
 // Host is an open serial port with the link and the mux running over it.
@@ -88,7 +94,11 @@ func Open(cfg Config) (*Host, error) {
 	// cannot do RTS/CTS overflows like a line configured without it.
 	lc.NoFlowControl = !port.FlowControl()
 	sess := mux.New(mc)
-	l, err := link.New(port, lc, sess)
+	var rw io.ReadWriteCloser = port
+	if cfg.Mirror != nil {
+		rw = capture.NewTap(port, cfg.Mirror).(io.ReadWriteCloser)
+	}
+	l, err := link.New(rw, lc, sess)
 	if err != nil {
 		port.Close()
 		return nil, fmt.Errorf("hostlink: %w", err)

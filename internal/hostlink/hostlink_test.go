@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/uartproxy/uartproxy/internal/capture"
 	"github.com/uartproxy/uartproxy/internal/emulator"
 	"github.com/uartproxy/uartproxy/internal/hostlink"
 	"github.com/uartproxy/uartproxy/internal/link"
@@ -369,4 +370,52 @@ func TestOpenErrors(t *testing.T) {
 	}
 	// The port was closed again: it opens.
 	r.open(t)
+}
+
+// TestMirror records a session through Config.Mirror: both directions of
+// the line arrive in the capture, readable by sniff's reader.
+func TestMirror(t *testing.T) {
+	r := newRig(t, uartemu.Line{FlowControl: true})
+	var buf bytes.Buffer
+	w, err := capture.NewWriter(&buf, capture.LinkTypeRaw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := hostlink.Open(hostlink.Config{
+		Port:   serialport.Config{Path: r.path, Baud: baud, FlowControl: true},
+		Mirror: w,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Session().WaitUp(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Session().Echo(ctxT(t, 2*time.Second), []byte("mirror me")); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := capture.NewReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[capture.Direction][]byte{}
+	for {
+		rec, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[rec.Dir] = append(got[rec.Dir], rec.Data...)
+	}
+	for _, d := range []capture.Direction{capture.HostToDevice, capture.DeviceToHost} {
+		if !bytes.Contains(got[d], []byte("mirror me")) {
+			t.Errorf("direction %v: %d bytes recorded, without the echoed payload", d, len(got[d]))
+		}
+	}
 }

@@ -29,6 +29,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/uartproxy/uartproxy/internal/capture"
 	"github.com/uartproxy/uartproxy/internal/emulator"
 	"github.com/uartproxy/uartproxy/internal/hostlink"
 	"github.com/uartproxy/uartproxy/internal/link"
@@ -59,6 +60,9 @@ type Config struct {
 	// InfoInterval is how often the device's INFO (free memory, RSSI,
 	// uptime) is fetched while it is connected.
 	InfoInterval time.Duration
+	// Mirror, if set, records the port's traffic (not with Emulate); the
+	// supervisor flushes it every second and when the port is lost.
+	Mirror *capture.Writer
 	// OnChange, if set, is called from the supervisor goroutine whenever
 	// the State changes; it must not block.
 	OnChange func(Status)
@@ -499,7 +503,7 @@ func (u *Uplink) open() (device, error) {
 		}
 		return bedDevice{b}, nil
 	}
-	h, err := hostlink.Open(hostlink.Config{Port: u.cfg.Port, Logger: u.log})
+	h, err := hostlink.Open(hostlink.Config{Port: u.cfg.Port, Logger: u.log, Mirror: u.cfg.Mirror})
 	if err != nil {
 		return nil, err
 	}
@@ -523,6 +527,8 @@ func (u *Uplink) watch(dev device) bool {
 	var restarts uint64 = dev.LinkStats().PeerRestarts
 	var waitingSince = time.Now()
 	var warnedSilent bool
+	var flushedAt time.Time
+	var mirrorFailed bool
 	infoCh := make(chan message.Info, 1)
 	for {
 		select {
@@ -566,6 +572,13 @@ func (u *Uplink) watch(dev device) bool {
 			u.log.Warn().Str("reason", reason).Msg("ESP32 not answering: is it running the uartproxy firmware at this baud rate?")
 			u.setState(func(s *Status) { s.LastError = reason })
 		}
+		if m := u.cfg.Mirror; m != nil && time.Since(flushedAt) >= time.Second {
+			flushedAt = time.Now()
+			if err := m.Flush(); err != nil && !mirrorFailed {
+				mirrorFailed = true
+				u.log.Error().Err(err).Msg("--mirror capture failed; the link goes on without it")
+			}
+		}
 		if up && time.Since(infoAt) >= u.cfg.InfoInterval {
 			infoAt = time.Now()
 			go func(s *mux.Session) {
@@ -585,6 +598,9 @@ func (u *Uplink) watch(dev device) bool {
 // retire closes dev and folds its counters into the past totals.
 func (u *Uplink) retire(dev device) {
 	dev.Close()
+	if u.cfg.Mirror != nil {
+		u.cfg.Mirror.Flush()
+	}
 	ls, ms := dev.LinkStats(), dev.Session().Stats()
 	u.mu.Lock()
 	addLink(&u.pastLink, ls)
