@@ -443,6 +443,10 @@ func (d *Daemon) Reload() error {
 		if old != nil {
 			d.socks = nil
 			d.drainLater(drain, old.srv.Shutdown)
+			// Shutdown closes the listener before it waits for the
+			// clients, and Serve returns once it is closed: then the
+			// port is free for the new server.
+			<-old.done
 		}
 		if err := d.startSOCKS(cfg); err != nil {
 			errs = append(errs, err)
