@@ -376,7 +376,9 @@ func (d *Daemon) statusLine() string {
 // appeared start, forwards that disappeared drain and stop, the others are
 // left alone; the SOCKS5, DNS and metrics servers restart only when their
 // own settings changed; access rules, credentials and the client limit
-// change in place. Port, baud, flow and emulate need a restart.
+// change in place. Port, baud, flow and emulate need a restart. A
+// configuration that does not validate is refused and the running one
+// stays.
 func (d *Daemon) Reload() error {
 	if d.opts.Load == nil {
 		return errors.New("reload: no configuration source")
@@ -384,6 +386,11 @@ func (d *Daemon) Reload() error {
 	cfg, creds, err := d.opts.Load()
 	if err != nil {
 		return err
+	}
+	// New refuses what does not validate; so does Reload, or it would
+	// drop the forwards it cannot parse and take a limit of 0 as none.
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("reload: %w", err)
 	}
 	p, err := newPolicy(cfg.Access)
 	if err != nil {
