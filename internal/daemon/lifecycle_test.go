@@ -27,63 +27,6 @@ func isTimeout(err error) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
-// TestRebootDuringTransfer reboots the emulated ESP32 while a SOCKS5
-// client downloads: the download ends early with the connection closed
-// (not hanging), a new one afterwards is byte-exact, and the reboot is
-// counted.
-func TestRebootDuringTransfer(t *testing.T) {
-	t.Parallel()
-	const size = 8 << 20
-	body := randomBytes(t, size)
-	srv := tcpServer(t, sender(body, 32<<10, 0))
-	d := start(t, daemon.Options{Config: emulated()})
-	proxy := d.Addrs().SOCKS5.String()
-
-	c, err := socksConnect(ctxFor(t, 10*time.Second), proxy, "127.0.0.1", srv.Port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(30 * time.Second))
-	got := 0
-	buf := make([]byte, 32<<10)
-	rebooted := false
-	for {
-		n, err := c.Read(buf)
-		got += n
-		if !rebooted && got >= 256<<10 {
-			if err := d.Uplink().RebootEmulated(); err != nil {
-				t.Fatal(err)
-			}
-			rebooted = true
-		}
-		if err != nil {
-			if isTimeout(err) {
-				t.Fatalf("the client hung after the reboot: %v after %d bytes", err, got)
-			}
-			t.Logf("transfer ended by the reboot after %d of %d bytes: %v", got, size, err)
-			break
-		}
-	}
-	if !rebooted || got >= size {
-		t.Fatalf("got %d of %d bytes; rebooted %v: the reboot did not cut the transfer", got, size, rebooted)
-	}
-
-	eventually(t, 15*time.Second, "the ESP32 up again", func() bool { return up(d) })
-	small := body[:1<<20]
-	srv2 := tcpServer(t, sender(small, 32<<10, 0))
-	c2, err := socksConnect(ctxFor(t, 10*time.Second), proxy, "127.0.0.1", srv2.Port)
-	if err != nil {
-		t.Fatalf("after the reboot: %v", err)
-	}
-	defer c2.Close()
-	b, err := readAll(c2, 30*time.Second)
-	if err != nil || !bytes.Equal(b, small) {
-		t.Fatalf("after the reboot: %d of %d bytes, equal %v, %v", len(b), len(small), bytes.Equal(b, small), err)
-	}
-	eventually(t, 5*time.Second, "the reboot counted", func() bool { return d.Snapshot().Device.Reboots >= 1 })
-}
-
 // TestReload adds and removes forwards and denies a destination by
 // reloading, while a transfer through a forward that stays keeps going.
 func TestReload(t *testing.T) {

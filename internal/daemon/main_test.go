@@ -344,11 +344,13 @@ func readAll(c net.Conn, d time.Duration) ([]byte, error) {
 	return io.ReadAll(c)
 }
 
-// httpGet fetches url with a client that keeps no idle connections.
+// httpClient keeps no idle connections, which goleak would see.
+var httpClient = http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+// httpGet fetches url.
 func httpGet(t *testing.T, url string) (*http.Response, []byte) {
 	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Get(url)
+	resp, err := httpClient.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
