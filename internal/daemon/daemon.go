@@ -75,6 +75,10 @@ type Daemon struct {
 	web      *webServer
 	stopped  bool
 	bg       sync.WaitGroup // servers being drained after a reload
+	// bgCtx is the parent of those drains; Shutdown cancels it at its
+	// own deadline, so they cannot outlast it.
+	bgCtx context.Context
+	cutBg context.CancelFunc
 }
 
 type socksServer struct {
@@ -101,6 +105,7 @@ func New(opts Options) (*Daemon, error) {
 		forwards: map[string]*forward.Forward{},
 		wake:     make(chan struct{}, 1),
 	}
+	d.bgCtx, d.cutBg = context.WithCancel(context.Background())
 	if opts.Notify {
 		d.notify = newNotifier()
 	}
@@ -490,7 +495,7 @@ func (d *Daemon) drainLater(drain time.Duration, shutdown func(context.Context) 
 	d.bg.Add(1)
 	go func() {
 		defer d.bg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), drain)
+		ctx, cancel := context.WithTimeout(d.bgCtx, drain)
 		defer cancel()
 		shutdown(ctx)
 	}()
@@ -511,7 +516,12 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.log.Info().Int64("clients", active).Msg("shutting down: no new clients; draining")
 	start := time.Now()
 	cut := d.stopAllLocked(ctx)
+	// Servers a reload retired may still be draining, on their own
+	// deadline: they get no longer than the others.
+	stop := context.AfterFunc(ctx, d.cutBg)
 	d.bg.Wait()
+	stop()
+	d.cutBg()
 	if d.up != nil {
 		d.up.Close()
 	}
