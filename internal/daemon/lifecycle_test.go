@@ -411,3 +411,60 @@ func readFrom(t *testing.T, addr string) string {
 	}
 	return string(b)
 }
+
+// TestShutdownCutsReloadDrains removes a busy forward by reloading, with
+// a long drain_timeout, then shuts down with a short deadline: Shutdown
+// cuts that forward's client at its own deadline too, rather than waiting
+// for the reload's drain.
+func TestShutdownCutsReloadDrains(t *testing.T) {
+	t.Parallel()
+	body := randomBytes(t, 256<<10)
+	slow := tcpServer(t, sender(body, 1<<10, 50*time.Millisecond)) // about 13 s
+	var mu sync.Mutex
+	cfg := emulated()
+	cfg.Shutdown.DrainTimeout = config.Duration(time.Minute)
+	cfg.Forwards = []string{fwd(slow, false)}
+	load := func() (config.Config, *config.Credentials, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		c := cfg
+		c.Forwards = append([]string(nil), cfg.Forwards...)
+		return c, nil, nil
+	}
+	initial, _, _ := load()
+	d := start(t, daemon.Options{Config: initial, Load: load})
+	c, err := net.Dial("tcp", d.Addrs().Forwards[initial.Forwards[0]].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	cfg.Forwards = nil
+	mu.Unlock()
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	began := time.Now()
+	go func() { done <- d.Shutdown(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("Shutdown with a 500 ms deadline returned after %v", time.Since(began).Round(time.Millisecond))
+	case <-time.After(8 * time.Second):
+		t.Error("Shutdown still waits 8 s past its 500 ms deadline for a forward a reload removed")
+		<-done
+	}
+	if b, err := readAll(c, 10*time.Second); isTimeout(err) || len(b) >= len(body) {
+		t.Fatalf("the removed forward's client: %d bytes, %v; want it cut", len(b), err)
+	}
+}
