@@ -1,0 +1,754 @@
+# Sockets for the streams (docs/protocol.md §7.3, §8, §13.6): non-blocking
+# TCP connect, TLS, UDP, listeners, and name resolution. Nothing here
+# blocks the loop except socket.getaddrinfo for names (see Resolver).
+#
+# MicroPython and CPython differ in small ways that are handled here, not
+# in shims: MicroPython sockets read with readinto/write and return None
+# when they would block, CPython ones use recv_into/send and raise; poll
+# returns objects on MicroPython and file descriptors on CPython.
+import errno
+import socket
+
+from . import msg as M
+
+try:
+    from time import ticks_ms, ticks_diff, ticks_add
+except ImportError:  # pragma: no cover
+    from time import monotonic as _mono
+
+    def ticks_ms():
+        return int(_mono() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+    def ticks_add(a, b):
+        return a + b
+
+POLLIN = 0x001
+POLLOUT = 0x004
+POLLERR = 0x008
+POLLHUP = 0x010
+
+EINPROGRESS = getattr(errno, "EINPROGRESS", 115)
+EALREADY = getattr(errno, "EALREADY", 114)
+EISCONN = getattr(errno, "EISCONN", 106)
+EAGAIN = getattr(errno, "EAGAIN", 11)
+EWOULDBLOCK = getattr(errno, "EWOULDBLOCK", EAGAIN)
+
+# errno -> code (§10). Names that a port lacks are skipped.
+_CODES = {}
+for _name, _code in (
+        ("ECONNREFUSED", M.REFUSED), ("EHOSTUNREACH", M.UNREACHABLE),
+        ("ENETUNREACH", M.UNREACHABLE), ("ENETDOWN", M.UNREACHABLE),
+        ("ETIMEDOUT", M.TIMEOUT), ("EMFILE", M.LIMIT), ("ENFILE", M.LIMIT),
+        ("ENOBUFS", M.LIMIT), ("EADDRINUSE", M.IN_USE), ("EACCES", M.DENIED),
+        ("EPERM", M.DENIED), ("ECONNRESET", M.RESET_BY_PEER), ("EPIPE", M.RESET_BY_PEER),
+        ("ENOTCONN", M.RESET_BY_PEER), ("ECONNABORTED", M.RESET_BY_PEER),
+        ("ENOMEM", M.NO_MEMORY), ("EADDRNOTAVAIL", M.UNREACHABLE)):
+    if hasattr(errno, _name):
+        _CODES[getattr(errno, _name)] = _code
+# lwIP numbers, for ports whose errno module lacks a name.
+_CODES.setdefault(111, M.REFUSED)
+_CODES.setdefault(113, M.UNREACHABLE)
+_CODES.setdefault(104, M.RESET_BY_PEER)
+_CODES.setdefault(112, M.IN_USE)  # lwIP EADDRINUSE
+_CODES.setdefault(98, M.IN_USE)
+
+
+def code_of(e):
+    """Map an exception to a code of §10 (§13.8)."""
+    if isinstance(e, MemoryError):
+        return M.NO_MEMORY
+    if isinstance(e, OSError):
+        n = e.args[0] if e.args else 0
+        if type(n) is int:
+            if n < 0:  # mbedTLS errors surface as negative numbers
+                return M.TLS
+            return _CODES.get(n, M.INTERNAL)
+    return M.INTERNAL
+
+
+def would_block(e):
+    if type(e).__name__ in ("SSLWantReadError", "SSLWantWriteError", "BlockingIOError"):
+        return True
+    n = e.args[0] if e.args else 0
+    return n in (EAGAIN, EWOULDBLOCK, EINPROGRESS)
+
+
+def is_ip(host):
+    if ":" in host:
+        return True  # IPv6 literal: getaddrinfo does not look it up
+    parts = host.split(".")
+    if len(parts) != 4:
+        return False
+    for p in parts:
+        if not p.isdigit() or int(p) > 255:
+            return False
+    return True
+
+
+def close_quietly(s):
+    if s is not None:
+        try:
+            s.close()
+        except Exception:
+            pass
+
+
+class Resolver:
+    """Name resolution with getaddrinfo, bounded (§13.6):
+
+    - IP literals never reach the resolver;
+    - names resolve one at a time, one per pass of the loop (step), so the
+      loop serves the UART between lookups;
+    - answers are cached for TTL ms (getaddrinfo gives no TTL), failures for
+      NEG_TTL ms, in a table of at most SIZE names;
+    - nothing is looked up while Wi-Fi is down (code 2 at once).
+
+    getaddrinfo itself cannot be interrupted: one lookup of an unreachable
+    DNS server blocks the loop for the port's DNS timeout. The loop feeds
+    the watchdog before each lookup, and the host's dead timer (1.5 s) may
+    end the session meanwhile; the next HELLO restarts it.
+    """
+
+    TTL = 300000
+    NEG_TTL = 30000
+    SIZE = 16
+
+    def __init__(self, getaddrinfo=None, online=None, feed=None):
+        self.gai = getaddrinfo or socket.getaddrinfo
+        self.online = online or (lambda: True)
+        self.feed = feed or (lambda: None)
+        self.cache = {}  # name -> (expiry ticks, code, [addresses])
+        self.queue = []  # (name, callback)
+        self.lookups = 0
+
+    def cached(self, name):
+        e = self.cache.get(name)
+        if e is None:
+            return None
+        if ticks_diff(e[0], ticks_ms()) <= 0:
+            del self.cache[name]
+            return None
+        return e[1], e[2]
+
+    def resolve(self, name, cb):
+        """cb(code, [ip strings]) now or from a later step()."""
+        if is_ip(name):
+            cb(M.OK, [name])
+            return
+        r = self.cached(name)
+        if r is not None:
+            cb(r[0], r[1])
+            return
+        if not self.online():
+            cb(M.UNREACHABLE, "Wi-Fi is down")
+            return
+        self.queue.append((name, cb))
+
+    def cancel(self, cb):
+        self.queue = [q for q in self.queue if q[1] is not cb]
+
+    def busy(self):
+        return bool(self.queue)
+
+    def step(self):
+        """Resolve the oldest queued name (the one blocking call)."""
+        if not self.queue:
+            return
+        name, cb = self.queue.pop(0)
+        r = self.cached(name)
+        if r is None:
+            self.feed()
+            self.lookups += 1
+            try:
+                ais = self.gai(name, 0)
+                addrs = []
+                for ai in ais:
+                    a = ai[-1]
+                    ip = a[0] if type(a) is tuple else None
+                    if ip and ip not in addrs:
+                        addrs.append(ip)
+                r = (M.OK, addrs) if addrs else (M.DNS, "no address")
+            except Exception as e:
+                r = (M.DNS, "name not found")
+                if isinstance(e, MemoryError):
+                    r = (M.NO_MEMORY, "no memory")
+            if len(self.cache) >= self.SIZE:
+                self._evict()
+            ttl = self.TTL if r[0] == M.OK else self.NEG_TTL
+            self.cache[name] = (ticks_add(ticks_ms(), ttl), r[0], r[1])
+            self.feed()
+        cb(r[0], r[1])
+        # Others waiting for the same name share the answer.
+        rest = []
+        for n, c in self.queue:
+            if n == name:
+                c(r[0], r[1])
+            else:
+                rest.append((n, c))
+        self.queue = rest
+
+    def _evict(self):
+        now = ticks_ms()
+        for k in list(self.cache):
+            if ticks_diff(self.cache[k][0], now) <= 0:
+                del self.cache[k]
+        while len(self.cache) >= self.SIZE:
+            del self.cache[next(iter(self.cache))]
+
+
+def family_ok(ip, family):
+    v6 = ":" in ip
+    return family == 0 or (family == 6) == v6
+
+
+def sockaddr(ip, port, kind):
+    """(family, sockaddr) for an IP literal, without a lookup."""
+    ai = socket.getaddrinfo(ip, port, 0, kind)[0]
+    return ai[0], ai[-1]
+
+
+def peer_of(addr):
+    """(host, port) from an address as recvfrom/accept give it."""
+    if type(addr) is tuple:
+        host = addr[0]
+        if host.startswith("::ffff:") and "." in host:
+            host = host[7:]
+        return host, addr[1]
+    try:  # a raw sockaddr (older ports): family, port, IPv4
+        return "%d.%d.%d.%d" % (addr[4], addr[5], addr[6], addr[7]), (addr[2] << 8) | addr[3]
+    except Exception:
+        return "", 0
+
+
+class Conn:
+    """Base of the socket endpoints; registered with the Net's poller."""
+
+    sock = None
+    mask = 0
+
+    def __init__(self, net, sess, st):
+        self.net = net
+        self.sess = sess
+        self.st = st
+        if st is not None:
+            st.ep = self  # so a failure inside the constructor closes us
+
+    def live(self):
+        return self.sess.streams.get(self.st.sid) is self.st
+
+    def fail(self, code, reason):
+        self.sess.fail(self.st, code, reason)  # closes us through close()
+
+    def want(self):
+        return 0
+
+    def close(self):
+        self.net.forget(self)
+        close_quietly(self.sock)
+        self.sock = None
+
+
+class TcpConn(Conn):
+    """A TCP (optionally TLS) client stream (§7.3, §8.3, §8.4)."""
+
+    RESOLVING = 0
+    CONNECTING = 1
+    HANDSHAKE = 2
+    OPEN = 3
+
+    def __init__(self, net, sess, st, host, port, opts, sock=None):
+        Conn.__init__(self, net, sess, st)
+        self.host, self.port, self.opts = host, port, opts
+        self.wbuf = None  # host bytes the socket did not take yet
+        self.fin_rx = False  # host FIN: shut down writing once wbuf is empty
+        self.eof = False
+        self.readable = False
+        self.tls = False
+        self.prefetch = None
+        self.addr = None
+        self.deadline = None
+        if sock is not None:  # accepted
+            self.sock = sock
+            self._setio(sock)
+            self.state = self.OPEN
+            return
+        self.state = self.RESOLVING
+        t = opts.get("timeout") or net.connect_timeout
+        self.deadline = ticks_add(ticks_ms(), t)
+        net.resolver.resolve(host, self._resolved)
+
+    def _setio(self, s):
+        self._rd = getattr(s, "readinto", None) or s.recv_into
+        self._wr = getattr(s, "write", None) or s.send
+
+    def _resolved(self, code, addrs):
+        if not self.live() or self.state != self.RESOLVING:
+            return
+        if code != M.OK:
+            return self.fail(code, addrs if type(addrs) is str else "resolve failed")
+        ip = addrs[0]
+        try:
+            fam, self.addr = sockaddr(ip, self.port, socket.SOCK_STREAM)
+            s = self.sock = socket.socket(fam, socket.SOCK_STREAM)
+            s.setblocking(False)
+            self.net.track(self, s)
+            try:
+                s.connect(self.addr)
+            except OSError as e:
+                if not would_block(e) and e.args[0] != EALREADY:
+                    raise
+            self.state = self.CONNECTING
+        except Exception as e:
+            return self.fail(code_of(e), "connect: %s" % (e,))
+
+    def want(self):
+        if self.state == self.CONNECTING:
+            return POLLOUT
+        if self.state == self.HANDSHAKE:
+            return self.hs_mask
+        if self.state != self.OPEN:
+            return 0
+        m = 0
+        if self.wbuf:
+            m |= POLLOUT
+        st = self.st
+        if (not self.eof and not self.readable and st.credit > 0 and st.state == 1
+                and not st.fin_pending and self.net.can_send()):
+            m |= POLLIN
+        return m
+
+    def on_event(self, ev):
+        if self.state == self.CONNECTING:
+            return self._connected(ev)
+        if self.state == self.HANDSHAKE:
+            return self._handshake()
+        if ev & (POLLIN | POLLHUP | POLLERR):
+            self.readable = True
+        if ev & POLLOUT and self.wbuf:
+            self._flush()
+
+    def _connected(self, ev):
+        s = self.sock
+        err = 0
+        if hasattr(s, "getsockopt") and hasattr(socket, "SO_ERROR"):
+            try:
+                err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            except OSError:
+                err = 0
+        elif ev & (POLLERR | POLLHUP):
+            # No SO_ERROR on this port: a second connect tells the error.
+            try:
+                s.connect(self.addr)
+            except OSError as e:
+                n = e.args[0] if e.args else 0
+                err = 0 if n == EISCONN else n
+            err = err or 111
+        if err:
+            return self.fail(_CODES.get(err, M.REFUSED), "connect: errno %d" % err)
+        if self.opts.get("tls"):
+            return self._start_tls()
+        self._open()
+
+    def _open(self):
+        self.state = self.OPEN
+        self.deadline = None
+        self._setio(self.sock)
+        self.sess.open_ok(self.st)
+
+    def _start_tls(self):
+        try:
+            ctx = self.net.tls_context(self.opts.get("verify", True))
+            sni = self.opts.get("sni") or self.host
+            self.sock = ctx.wrap_socket(self.sock, server_hostname=sni, do_handshake_on_connect=False)
+            self.net.track(self, self.sock)
+        except Exception as e:
+            return self.fail(M.TLS if not isinstance(e, MemoryError) else M.NO_MEMORY, "tls: %s" % (e,))
+        self.tls = True
+        self.state = self.HANDSHAKE
+        self.hs_mask = POLLIN | POLLOUT
+        self._handshake()
+
+    def _handshake(self):
+        s = self.sock
+        try:
+            if hasattr(s, "do_handshake"):  # CPython
+                try:
+                    s.do_handshake()
+                except OSError as e:
+                    name = type(e).__name__
+                    if name == "SSLWantReadError":
+                        self.hs_mask = POLLIN
+                        return
+                    if name == "SSLWantWriteError":
+                        self.hs_mask = POLLOUT
+                        return
+                    raise
+            else:
+                # MicroPython drives the handshake inside read and write;
+                # a one-byte read makes it progress. The server's first
+                # byte, if any, is kept for the host. A peer certificate
+                # means the chain and name were checked (mbedTLS verifies
+                # while it parses the certificate).
+                probe = bytearray(1)
+                n = s.readinto(probe)
+                if n == 0:
+                    raise OSError(-1, "closed during handshake")
+                if n:
+                    self.prefetch = bytes(probe)
+                elif hasattr(s, "getpeercert") and s.getpeercert(True) is None:
+                    self.hs_mask = POLLIN | POLLOUT
+                    return
+        except Exception as e:
+            if isinstance(e, MemoryError):
+                return self.fail(M.NO_MEMORY, "tls: no memory")
+            return self.fail(M.TLS, "tls: %s" % (e,))
+        self._open()
+
+    def on_data(self, mv):
+        if self.wbuf:
+            self.wbuf.extend(mv)
+            return 0
+        n = self._write(mv)
+        if n is None:
+            return 0
+        if n < len(mv):
+            self.wbuf = bytearray(mv[n:])
+        return n
+
+    def _write(self, mv):
+        try:
+            n = self._wr(mv)
+        except OSError as e:
+            if would_block(e):
+                return 0
+            self.fail(code_of(e) if code_of(e) != M.INTERNAL else M.RESET_BY_PEER, "write: %s" % (e,))
+            return None
+        return n or 0
+
+    def _flush(self):
+        n = self._write(self.wbuf)
+        if n is None:
+            return
+        if n:
+            self.wbuf = self.wbuf[n:]
+            self.sess.consumed(self.st, n)
+        if not self.wbuf:
+            self.wbuf = None
+            if self.fin_rx:
+                self._shutdown()
+
+    def on_fin(self):
+        self.fin_rx = True
+        if not self.wbuf:
+            self._shutdown()
+
+    def _shutdown(self):
+        # §8.4: shut the write side down where the port can (§13.8).
+        s = self.sock
+        if not self.tls and hasattr(s, "shutdown"):
+            try:
+                s.shutdown(1)
+            except OSError:
+                pass
+
+    def ready(self):
+        return self.state == self.OPEN and (self.readable or self.prefetch is not None)
+
+    def read_into(self, mv):
+        if self.prefetch is not None:
+            mv[0] = self.prefetch[0]
+            self.prefetch = None
+            return 1
+        try:
+            n = self._rd(mv)
+        except OSError as e:
+            self.readable = False
+            if would_block(e):
+                return 0
+            c = code_of(e)
+            self.fail(M.RESET_BY_PEER if c == M.INTERNAL else c, "read: %s" % (e,))
+            return 0
+        if n is None:
+            self.readable = False
+            return 0
+        if n == 0:
+            self.eof = True
+            self.readable = False
+            return -1
+        if n < len(mv) and not (self.tls and hasattr(self.sock, "pending") and self.sock.pending()):
+            self.readable = False
+        return n
+
+    def timeout(self, now):
+        if self.deadline is not None and ticks_diff(now, self.deadline) >= 0:
+            self.deadline = None
+            self.net.resolver.cancel(self._resolved)
+            self.fail(M.TIMEOUT, "timed out")
+
+
+class UdpConn(Conn):
+    """A UDP stream (§8.6): DGRAM both ways, credit per datagram (§9.5)."""
+
+    MAX_DGRAM = 2048
+
+    def __init__(self, net, sess, st, host, port):
+        Conn.__init__(self, net, sess, st)
+        self.pending = None
+        self.dropped = 0
+        fam, addr = sockaddr(host or "0.0.0.0", port, socket.SOCK_DGRAM)
+        s = self.sock = socket.socket(fam, socket.SOCK_DGRAM)
+        s.setblocking(False)
+        s.bind(addr)
+        net.track(self, s)
+
+    def bound(self):
+        try:
+            a = self.sock.getsockname()
+            return peer_of(a)
+        except Exception:
+            return "", 0
+
+    def want(self):
+        return POLLIN if self.pending is None else 0
+
+    def on_event(self, ev):
+        if self.pending is not None:
+            return
+        try:
+            data, addr = self.sock.recvfrom(self.MAX_DGRAM)
+        except OSError as e:
+            if not would_block(e):
+                self.fail(code_of(e), "recvfrom: %s" % (e,))
+            return
+        # §9.5: read it anyway; drop it if credit is short.
+        if max(1, len(data)) > self.st.credit:
+            self.dropped += 1
+            self.sess.counters["dgrams_dropped"] += 1
+            return
+        host, port = peer_of(addr)
+        self.pending = (host, port, data)
+
+    def peek_dgram(self):
+        return self.pending
+
+    def next_dgram(self):
+        d, self.pending = self.pending, None
+        return d
+
+    def on_dgram(self, host, port, mv):
+        ip = host
+        if not is_ip(host):
+            r = self.net.resolver.cached(host)
+            if r is None or r[0] != M.OK:
+                self.dropped += 1  # §7.9: unresolvable names are dropped
+                return
+            ip = r[1][0]
+        try:
+            _, addr = sockaddr(ip, port, socket.SOCK_DGRAM)
+            self.sock.sendto(mv, addr)
+        except OSError:
+            self.dropped += 1  # full buffers drop the datagram, as UDP does
+
+    def on_fin(self):
+        pass
+
+    def ready(self):
+        return False
+
+    def read_into(self, mv):
+        return 0
+
+
+class Listener(Conn):
+    """A LISTEN stream (§8.7): each connection becomes an ACCEPT."""
+
+    def __init__(self, net, sess, st, host, port, backlog):
+        Conn.__init__(self, net, sess, st)
+        fam, addr = sockaddr(host or "0.0.0.0", port, socket.SOCK_STREAM)
+        s = self.sock = socket.socket(fam, socket.SOCK_STREAM)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        except Exception:
+            pass
+        s.bind(addr)
+        s.listen(backlog or 2)
+        s.setblocking(False)
+        net.track(self, s)
+
+    def bound(self):
+        try:
+            return peer_of(self.sock.getsockname())
+        except Exception:
+            return "", 0
+
+    def want(self):
+        # §8.7: leave connections in the backlog while at the stream limit.
+        return POLLIN if self.sess.can_accept() else 0
+
+    def on_event(self, ev):
+        if not self.sess.can_accept():
+            return
+        try:
+            c, addr = self.sock.accept()
+        except OSError as e:
+            if not would_block(e):
+                self.fail(code_of(e), "accept: %s" % (e,))
+            return
+        try:
+            c.setblocking(False)
+            host, port = peer_of(addr)
+            child = TcpConn(self.net, self.sess, None, host, port, {}, sock=c)
+            st = self.sess.push_accept(self.st, child, host, port)
+            if st is None:
+                close_quietly(c)
+                return
+            child.st = st
+            self.net.track(child, c)
+        except Exception as e:
+            close_quietly(c)
+            self.net.log("accept: %r" % (e,))
+
+    def on_data(self, mv):
+        return len(mv)
+
+    def on_fin(self):
+        pass
+
+    def ready(self):
+        return False
+
+    def read_into(self, mv):
+        return 0
+
+
+class Net:
+    """Opens endpoints for OPEN (the mux backend's network half) and owns
+    the poller registrations of their sockets."""
+
+    def __init__(self, poller, resolver, connect_timeout=10000, ca_file=None, max_tls=2, log=None,
+                 can_send=None):
+        self.poller = poller
+        self.resolver = resolver
+        self.connect_timeout = connect_timeout
+        self.ca_file = ca_file
+        self.max_tls = max_tls
+        self.log = log or (lambda *a: None)
+        self.can_send = can_send or (lambda: True)
+        self.conns = {}  # poll key -> Conn
+        self.masks = {}  # id(Conn) -> (sock, registered mask)
+        self._ctx = {}
+
+    # -- poller bookkeeping --------------------------------------------------
+
+    def track(self, conn, sock):
+        old = self.masks.get(id(conn))
+        if old is not None and old[0] is not sock:
+            self._unregister(old[0])
+        self.conns[sock] = conn
+        f = getattr(sock, "fileno", None)
+        if f is not None:
+            try:
+                self.conns[f()] = conn
+            except Exception:
+                pass
+        self.masks[id(conn)] = (sock, -1)
+
+    def _unregister(self, sock):
+        try:
+            self.poller.unregister(sock)
+        except Exception:
+            pass
+        for k in [k for k, v in self.conns.items() if k is sock or (type(k) is int and getattr(v, "sock", None) is sock)]:
+            self.conns.pop(k, None)
+
+    def forget(self, conn):
+        e = self.masks.pop(id(conn), None)
+        if e is not None:
+            self._unregister(e[0])
+        for k in [k for k, v in self.conns.items() if v is conn]:
+            del self.conns[k]
+
+    def update(self):
+        """Register every socket with what it waits for now."""
+        for key, (sock, mask) in list(self.masks.items()):
+            conn = self.conns.get(sock)
+            if conn is None or conn.sock is not sock:
+                continue
+            m = conn.want()
+            if m != mask:
+                if mask == -1:
+                    self.poller.register(sock, m)
+                else:
+                    self.poller.modify(sock, m)
+                self.masks[key] = (sock, m)
+
+    def lookup(self, obj):
+        return self.conns.get(obj)
+
+    def timeouts(self):
+        now = ticks_ms()
+        for conn in list(self.conns.values()):
+            if isinstance(conn, TcpConn) and conn.deadline is not None:
+                conn.timeout(now)
+
+    def next_deadline(self):
+        now = ticks_ms()
+        t = None
+        for conn in self.conns.values():
+            if isinstance(conn, TcpConn) and conn.deadline is not None:
+                d = max(0, ticks_diff(conn.deadline, now))
+                t = d if t is None else min(t, d)
+        return t
+
+    def tls_streams(self):
+        n = 0
+        seen = set()
+        for c in self.conns.values():
+            if isinstance(c, TcpConn) and c.opts.get("tls") and id(c) not in seen:
+                seen.add(id(c))
+                n += 1
+        return n
+
+    def tls_context(self, verify):
+        ctx = self._ctx.get(verify)
+        if ctx is not None:
+            return ctx
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if verify:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            try:
+                ctx.load_verify_locations(cafile=self.ca_file)
+            except TypeError:  # a port that takes the bytes only
+                with open(self.ca_file, "rb") as f:
+                    ctx.load_verify_locations(cadata=f.read())
+        else:
+            if hasattr(ctx, "check_hostname"):
+                ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        self._ctx[verify] = ctx
+        return ctx
+
+    # -- opening -------------------------------------------------------------
+
+    def open(self, sess, st, kind, host, port, opts):
+        try:
+            if kind == M.KIND_TCP:
+                if opts.get("tls") and self.tls_streams() >= self.max_tls:
+                    return sess.fail(st, M.LIMIT, "too many TLS streams")
+                st.ep = TcpConn(self, sess, st, host, port, opts)
+            elif kind == M.KIND_UDP:
+                st.ep = UdpConn(self, sess, st, host, port)
+                h, p = st.ep.bound()
+                sess.open_ok(st, h, p)
+            elif kind == M.KIND_LISTEN:
+                st.ep = Listener(self, sess, st, host, port, opts.get("backlog"))
+                h, p = st.ep.bound()
+                sess.open_ok(st, h, p)
+            else:
+                sess.fail(st, M.UNSUPPORTED, "unknown kind")
+        except Exception as e:
+            sess.fail(st, code_of(e), "%s" % (e,))  # closes st.ep and its socket
