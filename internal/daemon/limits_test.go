@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uartproxy/uartproxy/internal/config"
 	"github.com/uartproxy/uartproxy/internal/daemon"
 )
 
@@ -189,4 +190,56 @@ func TestSOCKSStorm(t *testing.T) {
 	if got, err := readAll(c, 10*time.Second); err != nil || string(got) != "after" {
 		t.Fatalf("a client after the storm: %q, %v", got, err)
 	}
+}
+
+// TestStreamsExhausted holds more SOCKS5 connections open than the
+// emulated ESP32 has streams, with a 1 s connect_timeout: as many as it
+// has streams connect, the rest get a failure reply (0x01: no free
+// stream) when the timeout passes, and once the holders leave a new
+// client connects.
+func TestStreamsExhausted(t *testing.T) {
+	t.Parallel()
+	srv := tcpServer(t, echo)
+	cfg := emulated()
+	cfg.Limits.ConnectTimeout = config.Duration(time.Second)
+	d := start(t, daemon.Options{Config: cfg})
+	proxy := d.Addrs().SOCKS5.String()
+	streams := int(d.Uplink().Status().Peer.MaxStreams)
+
+	clients := streams + 24
+	var mu sync.Mutex
+	replies := map[int]int{}
+	var held []net.Conn
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := socksConnect(ctxFor(t, 20*time.Second), proxy, "127.0.0.1", srv.Port)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				held = append(held, c)
+			case replyOf(err) >= 0:
+				replies[replyOf(err)]++
+			default:
+				t.Errorf("CONNECT with every stream busy: %v, want a reply", err)
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d clients, %d streams: %d connected, refused by reply code %v", clients, streams, len(held), replies)
+	if len(held) != streams || replies[0x01] != clients-streams {
+		t.Errorf("%d connected and replies %v; want %d connected and %d refused with 0x01", len(held), replies, streams, clients-streams)
+	}
+	for _, c := range held {
+		c.Close()
+	}
+	eventually(t, 10*time.Second, "every stream free", func() bool { return d.Snapshot().Mux.StreamsOpen == 0 })
+	c, err := socksConnect(ctxFor(t, 10*time.Second), proxy, "127.0.0.1", srv.Port)
+	if err != nil {
+		t.Fatalf("CONNECT once the streams are free: %v", err)
+	}
+	c.Close()
 }
