@@ -269,22 +269,30 @@ func TestDeviceAbsent(t *testing.T) {
 		t.Fatalf("/healthz: %s %+v", resp.Status, h)
 	}
 
-	began := time.Now()
-	_, err := socksConnect(ctxFor(t, 15*time.Second), a.SOCKS5.String(), "127.0.0.1", srv.Port)
-	if replyOf(err) != repNetworkUnreachable {
-		t.Fatalf("CONNECT without a device: %v after %v, want reply 0x03", err, time.Since(began))
-	}
-	t.Logf("CONNECT without a device: %v after %v", err, time.Since(began).Round(time.Millisecond))
-
-	// A forward's client is closed, not left hanging.
+	// A forward's client, at the same time, is closed, not left hanging.
 	c, err := net.Dial("tcp", a.Forwards[cfg.Forwards[0]].String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	b, err := readAll(c, 15*time.Second)
-	if isTimeout(err) || len(b) != 0 {
-		t.Fatalf("forward without a device: %q, %v", b, err)
+	type result struct {
+		b   []byte
+		err error
+	}
+	fwdDone := make(chan result, 1)
+	go func() {
+		b, err := readAll(c, 15*time.Second)
+		fwdDone <- result{b, err}
+	}()
+
+	began := time.Now()
+	_, err = socksConnect(ctxFor(t, 15*time.Second), a.SOCKS5.String(), "127.0.0.1", srv.Port)
+	if replyOf(err) != repNetworkUnreachable {
+		t.Fatalf("CONNECT without a device: %v after %v, want reply 0x03", err, time.Since(began))
+	}
+	t.Logf("CONNECT without a device: %v after %v", err, time.Since(began).Round(time.Millisecond))
+	if r := <-fwdDone; isTimeout(r.err) || len(r.b) != 0 {
+		t.Fatalf("forward without a device: %q, %v", r.b, r.err)
 	}
 	eventually(t, 5*time.Second, "the failure counted", func() bool {
 		for _, f := range d.Snapshot().Forwards {
