@@ -273,10 +273,13 @@ func TestE2EReload(t *testing.T) {
 	// SIGTERM with a download under way.
 	cmd, _, cancel := curlCmd(t, 60*time.Second, at(first, 8<<20))
 	defer cancel()
+	var curlErr syncBuffer
+	cmd.Stderr = &curlErr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Wait()
+	curlDone := make(chan error, 1)
+	go func() { curlDone <- cmd.Wait() }()
 	deadline = time.Now().Add(10 * time.Second)
 	for {
 		if _, h := getHealth(metrics); h.Clients > 0 {
@@ -298,6 +301,17 @@ func TestE2EReload(t *testing.T) {
 		t.Fatalf("serve exited %d after SIGTERM; want 0", code)
 	}
 	t.Logf("serve exited 0 %v after SIGTERM with one client downloading (drain %v)", took.Round(time.Millisecond), drain)
+	// The download could not finish within the drain time: it was cut,
+	// and curl says so rather than waiting.
+	select {
+	case err := <-curlDone:
+		t.Logf("the cut download: curl %v: %s", err, strings.TrimSpace(curlErr.String()))
+		if err == nil {
+			t.Error("curl reports success for a download that serve cut at the drain deadline")
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("curl still runs 10 s after serve exited")
+	}
 	serve.checkNoPanic(t)
 }
 
