@@ -23,6 +23,7 @@ func subcommands() []*cobra.Command {
 	return []*cobra.Command{
 		newBenchCmd(),
 		newEmulateCmd(),
+		newFlashCmd(),
 		newPortsCmd(),
 		newServeCmd(),
 		newSniffCmd(),

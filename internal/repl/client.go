@@ -323,6 +323,11 @@ func (c *Client) Enter(ctx context.Context) error {
 		var before []byte
 		before, err = c.expect(ctx, c.cfg.Timeout, "the raw REPL banner", rawBanner+rawPrompt)
 		if err == nil {
+			// A board that was slow to answer an earlier attempt prints
+			// its banner again: let it, and forget it.
+			if _, err := c.drainQuiet(ctx, quietTime, c.cfg.Timeout); err != nil {
+				return fmt.Errorf("enter the raw REPL: %w", err)
+			}
 			c.raw = true
 			c.log.Debug().Int("attempt", attempt).Msg("in the raw REPL")
 			return nil
@@ -375,29 +380,51 @@ func (c *Client) SoftReset(ctx context.Context) error {
 
 // Reboot leaves the raw REPL (Ctrl-B) and soft-resets the board from the
 // friendly REPL (Ctrl-D), so that it runs boot.py and main.py. It returns
-// what the board printed on its console during settle after the reset
-// (a traceback there means main.py failed).
-func (c *Client) Reboot(ctx context.Context, settle time.Duration) ([]byte, error) {
+// once the board has said "soft reboot"; Console reads what follows.
+func (c *Client) Reboot(ctx context.Context) error {
 	if !c.raw {
-		return nil, ErrNotRaw
+		return ErrNotRaw
 	}
 	c.raw = false
 	if err := c.write([]byte{ctrlB}); err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := c.expect(ctx, c.cfg.Timeout, "the friendly REPL prompt", friendlyPrompt); err != nil {
-		return nil, fmt.Errorf("leave the raw REPL: %w", err)
+		return fmt.Errorf("leave the raw REPL: %w", err)
 	}
 	if err := c.write([]byte{ctrlD}); err != nil {
-		return nil, err
+		return err
 	}
 	if _, err := c.expect(ctx, c.cfg.Timeout, "\"soft reboot\"", softReboot); err != nil {
-		return nil, fmt.Errorf("soft reset: %w", err)
+		return fmt.Errorf("soft reset: %w", err)
 	}
-	out, err := c.drainQuiet(ctx, settle, settle)
-	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		// The port went away after the reset: what we have is the answer.
-		c.log.Debug().Err(err).Msg("after the reboot")
+	return nil
+}
+
+// Console returns what the board prints on its console from now on, until
+// stop reports true for all of it, d passes, ctx ends or the port fails.
+// stop may be nil.
+func (c *Client) Console(ctx context.Context, d time.Duration, stop func(out []byte) bool) []byte {
+	var out []byte
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		out = append(out, c.take()...)
+		if stop != nil && stop(out) {
+			return out
+		}
+		c.mu.Lock()
+		rerr := c.rerr
+		c.mu.Unlock()
+		if rerr != nil {
+			return append(out, c.take()...)
+		}
+		select {
+		case <-c.wake:
+		case <-timer.C:
+			return append(out, c.take()...)
+		case <-ctx.Done():
+			return append(out, c.take()...)
+		}
 	}
-	return out, nil
 }

@@ -159,8 +159,12 @@ func TestVMFiles(t *testing.T) {
 	}
 
 	// The files survive a reboot into the friendly REPL and a new Enter.
-	if _, err := c.Reboot(ctx, 50*time.Millisecond); err != nil {
+	if err := c.Reboot(ctx); err != nil {
 		t.Fatal(err)
+	}
+	// The VM runs no main.py: it prints its banner and the prompt.
+	if out := c.Console(ctx, 5*time.Second, func(b []byte) bool { return bytes.Contains(b, []byte(">>> ")) }); !bytes.Contains(out, []byte("MicroPython v1.27.0")) {
+		t.Errorf("console after the reboot: %q", out)
 	}
 	if _, err := c.Exec(ctx, "print(1)"); !errors.Is(err, ErrNotRaw) {
 		t.Errorf("exec after Reboot: %v, want ErrNotRaw", err)

@@ -93,15 +93,26 @@ func StartVM(t testing.TB, o Options) *VM {
 		t.Fatal(err)
 	}
 	vm.toVM, vm.fromVM = make(chan struct{}), make(chan struct{})
+	ready := make(chan struct{})
+	go func() {
+		defer close(vm.fromVM)
+		// The banner first: the VM is ready once it has printed its
+		// prompt, however long node took to start on a busy machine.
+		banner := readUntil(stdout, []byte(">>> "))
+		close(ready)
+		p.Device().Write(banner)
+		io.Copy(p.Device(), stdout)
+		io.Copy(io.Discard, stdout) // after the pty closed
+	}()
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Errorf("the MicroPython VM printed no prompt within 30s; node stderr: %s", vm.Stderr())
+	}
 	go func() {
 		defer close(vm.toVM)
 		io.Copy(stdin, p.Device())
 		stdin.Close()
-	}()
-	go func() {
-		defer close(vm.fromVM)
-		io.Copy(p.Device(), stdout)
-		io.Copy(io.Discard, stdout) // after the pty closed
 	}()
 	t.Cleanup(func() {
 		if err := vm.Close(); err != nil {
@@ -203,6 +214,21 @@ func installedVersion(dir string) (string, error) {
 	var pkg struct{ Version string }
 	err = json.Unmarshal(b, &pkg)
 	return pkg.Version, err
+}
+
+// readUntil reads r until it has read token or r ends, and returns what
+// it read.
+func readUntil(r io.Reader, token []byte) []byte {
+	var out []byte
+	b := make([]byte, 256)
+	for !bytes.Contains(out, token) {
+		n, err := r.Read(b)
+		out = append(out, b[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	return out
 }
 
 // lockedBuffer is a bytes.Buffer safe for concurrent use.
