@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,8 +27,9 @@ import (
 // TestCurlBulk fetches a 10 MB random file with curl through SOCKS5 and
 // through a -L forward, checks it arrives byte-exact, and logs the
 // goodput as a fraction of the line's baud/10 bytes/s. The two run at
-// once, each on its own daemon and emulated line, to keep the package
-// quick; they share the machine's cores.
+// once, each on its own daemon and emulated line, in one test (so in one
+// of go test's -parallel slots, while the other tests use the rest); they
+// share the machine's cores.
 func TestCurlBulk(t *testing.T) {
 	t.Parallel()
 	curl := need(t, "curl", "curl")
@@ -37,7 +39,7 @@ func TestCurlBulk(t *testing.T) {
 	srv := fileServer(t, body)
 	httpAddr := srv.Listener.Addr()
 
-	for _, tc := range []struct {
+	transfers := []struct {
 		name string
 		url  func(d *daemon.Daemon, cfg config.Config) []string
 	}{
@@ -47,34 +49,41 @@ func TestCurlBulk(t *testing.T) {
 		{"forward", func(d *daemon.Daemon, cfg config.Config) []string {
 			return []string{"http://" + d.Addrs().Forwards[cfg.Forwards[0]].String() + "/big"}
 		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			cfg := emulated()
-			cfg.Forwards = []string{fwd(httpAddr, false)}
-			d := start(t, daemon.Options{Config: cfg})
-			out := filepath.Join(t.TempDir(), "big")
-			args := append([]string{"-sS", "--fail", "--max-time", "120", "-o", out, "-w", "%{speed_download}"}, tc.url(d, cfg)...)
+	}
+	var wg sync.WaitGroup
+	for _, tc := range transfers {
+		cfg := emulated()
+		cfg.Forwards = []string{fwd(httpAddr, false)}
+		d := start(t, daemon.Options{Config: cfg})
+		out := filepath.Join(t.TempDir(), tc.name)
+		args := append([]string{"-sS", "--fail", "--max-time", "150", "-o", out, "-w", "%{speed_download}"}, tc.url(d, cfg)...)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			began := time.Now()
-			res, err := exec.CommandContext(ctxFor(t, 150*time.Second), curl, args...).CombinedOutput()
+			res, err := exec.CommandContext(ctxFor(t, 180*time.Second), curl, args...).CombinedOutput()
 			took := time.Since(began)
 			if err != nil {
-				t.Fatalf("curl %s: %v\n%s", strings.Join(args, " "), err, res)
+				t.Errorf("%s: curl %s: %v\n%s", tc.name, strings.Join(args, " "), err, res)
+				return
 			}
 			got, err := os.ReadFile(out)
 			if err != nil {
-				t.Fatal(err)
+				t.Error(err)
+				return
 			}
 			if len(got) != size || sum(got) != want {
-				t.Fatalf("got %d bytes (sha256 %x), want %d bytes (sha256 %x)", len(got), sum(got), size, want)
+				t.Errorf("%s: got %d bytes (sha256 %x), want %d bytes (sha256 %x)", tc.name, len(got), sum(got), size, want)
+				return
 			}
 			line := float64(bulkBaud) / 10
 			rate := float64(size) / took.Seconds()
 			curlRate, _ := strconv.ParseFloat(strings.TrimSpace(string(res)), 64)
 			t.Logf("goodput %s: %.0f B/s over %v = %.3f of baud/10 (curl's own speed_download %.0f B/s = %.3f)",
 				tc.name, rate, took.Round(time.Millisecond), rate/line, curlRate, curlRate/line)
-		})
+		}()
 	}
+	wg.Wait()
 }
 
 // TestHalfCloseForward sends through a TCP -L forward, closes the write
