@@ -12,6 +12,7 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -66,7 +67,7 @@ func (f *flashFlags) addTo(cmd *cobra.Command) {
 	fs.IntVar(&f.CTS, "uart-cts", 0, "CTS pin of the data UART (0..48, -1 for none)")
 	fs.IntVar(&f.DataBaud, "data-baud", 921600, "data link rate in bit/s, as serve uses it")
 	addEnum(cmd, fs, &f.Flow, "flow", flowRTSCTS, "data link flow control, as serve uses it", flowRTSCTS, flowNone)
-	fs.StringVar(&f.CheckPort, "check-port", "", "after the reset, wait for the firmware's HELLO on this data UART")
+	fs.StringVar(&f.CheckPort, "check-port", "", "after the reset, wait for the firmware's HELLO on this data UART (at the configuration's baud and flow)")
 	fs.DurationVar(&f.CheckTimeout, "check-timeout", 20*time.Second, "how long --check-port waits for the HELLO")
 	fs.BoolVar(&f.DryRun, "dry-run", false, "compare with the board and print what would be written; write nothing")
 	fs.BoolVar(&f.Force, "force", false, "write every file, even those the board already has")
@@ -357,7 +358,7 @@ func runFlash(cmd *cobra.Command, f *flashFlags) (err error) {
 		return err
 	}
 	var watch *helloWatch
-	if f.CheckPort != "" && !f.DryRun {
+	if f.CheckPort != "" {
 		// Opened first: a wrong path fails before the board is touched.
 		if watch, err = startHelloWatch(f.CheckPort, f.DataBaud, f.Flow == flowRTSCTS, log); err != nil {
 			return fmt.Errorf("--check-port: %w", err)
@@ -460,6 +461,15 @@ func runFlash(cmd *cobra.Command, f *flashFlags) (err error) {
 	}
 	res.RawPaste = c.RawPaste()
 	if watch != nil {
+		// The line as the firmware will set it up: the board's
+		// configuration, new or (dry run) old.
+		line := conf
+		if f.DryRun {
+			line = mergeConfig(old, f, func(string) bool { return false }, secret{}, zerolog.Nop())
+		}
+		if err := watch.setLine(line); err != nil {
+			return fmt.Errorf("--check-port: %w", err)
+		}
 		watch.arm()
 	}
 	start := time.Now()
@@ -646,6 +656,19 @@ func (w *helloWatch) frame(p []byte) {
 	}
 }
 
+// setLine sets the data UART to the baud rate and flow control of c.
+func (w *helloWatch) setLine(c boardConfig) error {
+	baud, err := strconv.Atoi(fmt.Sprint(c["baud"]))
+	if err != nil || baud <= 0 {
+		return fmt.Errorf("the board's %s has baud %v", configPath, c["baud"])
+	}
+	if err := w.port.SetBaud(baud); err != nil {
+		return err
+	}
+	_, err = w.port.SetFlowControl(c["flow"] == flowRTSCTS)
+	return err
+}
+
 func (w *helloWatch) arm() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -688,6 +711,9 @@ func (w *helloWatch) result(h *message.Hello, f *flashFlags, after time.Duration
 		r.Error = fmt.Sprintf("the firmware on %s answers, but %v", f.CheckPort, err)
 	} else if want := firmwareVersion(); want != "" && h.Firmware != want {
 		r.Error = fmt.Sprintf("the board runs firmware %q, not %q that flash wrote", h.Firmware, want)
+		if f.DryRun {
+			r.Error = fmt.Sprintf("the board runs firmware %q; flash would write %q", h.Firmware, want)
+		}
 	} else {
 		r.OK = true
 	}

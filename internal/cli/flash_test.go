@@ -261,6 +261,15 @@ func TestFlashCheckPort(t *testing.T) {
 		t.Errorf("text: %v\n%s", err, out)
 	}
 
+	// A dry run checks the firmware the board has.
+	out, _, err = flashRun(t, "", "--port", vm.Path, "--check-port", data, "--check-timeout", "5s", "--dry-run", "--data-baud", "460800", "--json")
+	if err != nil {
+		t.Fatalf("flash --dry-run --check-port: %v", err)
+	}
+	if r := decodeResult(t, out); !r.DryRun || r.Check == nil || !r.Check.OK || r.Config.Action != actionWouldWrite {
+		t.Errorf("dry run: %+v, check %+v", r, r.Check)
+	}
+
 	// Another firmware answers: flash fails, and says which.
 	other := emulatedFirmware(t, "0.0.1-old")
 	out, _, err = flashRun(t, "", "--port", vm.Path, "--check-port", other, "--check-timeout", "5s")
