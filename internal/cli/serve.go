@@ -16,6 +16,7 @@ import (
 	"github.com/uartproxy/uartproxy/internal/capture"
 	"github.com/uartproxy/uartproxy/internal/config"
 	"github.com/uartproxy/uartproxy/internal/daemon"
+	"github.com/uartproxy/uartproxy/internal/forward"
 	"github.com/uartproxy/uartproxy/internal/metrics"
 )
 
@@ -103,9 +104,19 @@ func (f *serveFlags) load(cmd *cobra.Command, log zerolog.Logger) (config.Config
 		cfg.Flow = f.serial.Flow
 	}
 	if changed("local") {
+		for _, spec := range f.Local {
+			if _, err := forward.ParseLocal(spec); err != nil {
+				return cfg, nil, usageErrorf("-L: %v", err)
+			}
+		}
 		cfg.Forwards = f.Local
 	}
 	if changed("remote") {
+		for _, spec := range f.Remote {
+			if _, err := forward.ParseRemote(spec); err != nil {
+				return cfg, nil, usageErrorf("-R: %v", err)
+			}
+		}
 		cfg.Reverse = f.Remote
 	}
 	if changed("socks5") {

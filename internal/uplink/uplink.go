@@ -20,9 +20,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -457,7 +459,13 @@ func (u *Uplink) run() {
 				u.log.Debug().Err(err).Msg("serial port still unavailable")
 			}
 			u.setState(func(s *Status) { s.State = StateAbsent; s.LastError = msg })
-			if !u.sleep(jitter(backoff)) {
+			wait := jitter(backoff)
+			if errors.Is(err, fs.ErrNotExist) {
+				// Nothing to retry until the device node appears: watch
+				// for it, so a replugged adapter is picked up at once.
+				wait = u.waitForPath(wait)
+			}
+			if !u.sleep(wait) {
 				u.setState(func(s *Status) { s.State = StateClosed })
 				return
 			}
@@ -623,6 +631,29 @@ func (u *Uplink) setState(f func(*Status)) {
 	if st.State != old && u.cfg.OnChange != nil {
 		u.cfg.OnChange(st)
 	}
+}
+
+// pathPoll is how often a missing device node is looked for.
+const pathPoll = 100 * time.Millisecond
+
+// waitForPath waits up to d for the port's path to appear and returns how
+// much of d is left to sleep: 0 if it appeared. Close ends it early (the
+// following sleep sees the stop).
+func (u *Uplink) waitForPath(d time.Duration) time.Duration {
+	deadline := time.Now().Add(d)
+	t := time.NewTicker(pathPoll)
+	defer t.Stop()
+	for time.Now().Before(deadline) {
+		select {
+		case <-u.stop:
+			return 0
+		case <-t.C:
+		}
+		if _, err := os.Stat(u.cfg.Port.Path); err == nil {
+			return 0
+		}
+	}
+	return 0
 }
 
 // sleep waits d or until Close; it returns false on Close.

@@ -222,3 +222,33 @@ func TestCloseWhileAbsent(t *testing.T) {
 		t.Fatal("New without a port or Emulate succeeded")
 	}
 }
+
+// TestReplugNoticedAtOnce: with a long backoff, an adapter that appears is
+// still picked up within a fraction of it, because a missing device node is
+// watched rather than waited out.
+func TestReplugNoticedAtOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ttyESP32")
+	cfg := DefaultConfig()
+	cfg.Port = serialport.Config{Path: path, Baud: baud, FlowControl: true}
+	cfg.MinBackoff, cfg.MaxBackoff = 20*time.Second, 20*time.Second
+	u, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	time.Sleep(100 * time.Millisecond) // the first attempt failed; a 10–20 s wait began
+	p, err := uartemu.NewPTY(uartemu.Symmetric(uartemu.Line{Baud: baud, FlowControl: true}), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	dc := emulator.DefaultConfig()
+	dc.Baud = baud
+	dev, err := emulator.New(p.Device(), dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	_ = dev.Session()
+	waitState(t, u, StateUp, 5*time.Second)
+}
