@@ -401,14 +401,15 @@ func (d *Daemon) Reload() error {
 	if err != nil {
 		return err
 	}
-	d.notify.reloading()
-	defer func() { d.notify.ready(d.statusLine()) }()
-
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.stopped {
 		return errors.New("reload: stopping")
 	}
+	// Only now: a reload refused while stopping must not say READY after
+	// STOPPING.
+	d.notify.reloading()
+	defer func() { d.notify.ready(d.statusLine()) }()
 	old := d.cfg
 	if cfg.Port != old.Port || cfg.Baud != old.Baud || cfg.Flow != old.Flow || cfg.Emulate != old.Emulate {
 		d.log.Warn().Msg("reload: port, baud, flow and emulate changes take effect after a restart")
