@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -167,6 +168,11 @@ func TestFlashVM(t *testing.T) {
 		if fl.Action != actionUnchanged {
 			t.Errorf("dry run: %s %s", fl.Path, fl.Action)
 		}
+	}
+	out, _, err = flashRun(t, "other password", "--port", vm.Path, "--dry-run", "--wifi-ssid", "office", "--wifi-password-file", pwFile)
+	if err != nil || !strings.Contains(out, `would write /uproxy.json           baud 921600, flow "rtscts", rx 5, ssid "office", (password: 14 characters, not shown), tx 4`) ||
+		!strings.Contains(out, "dry run     nothing written") {
+		t.Errorf("dry run as text: %v\n%s", err, out)
 	}
 	if got := string(readBack(t, vm, configPath)); got != wantConfig {
 		t.Errorf("the dry run changed %s:\n%s", configPath, got)
@@ -411,5 +417,39 @@ func TestMergeConfig(t *testing.T) {
 		if s := c.String(); strings.Contains(s, "password\"") || strings.Contains(s, "old password") || strings.Contains(s, "new password") {
 			t.Errorf("%s: String() shows the password: %s", tt.name, s)
 		}
+	}
+}
+
+// TestFlashProgressBar runs flash with its stderr on a terminal: it draws
+// a progress bar of the bytes written there.
+func TestFlashProgressBar(t *testing.T) {
+	quickFlash(t)
+	vm := repltest.StartVM(t, repltest.Options{})
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	defer ptmx.Close()
+	var screen bytes.Buffer
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		io.Copy(&screen, ptmx)
+	}()
+	root := NewRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(tty)
+	root.SetArgs([]string{"flash", "--port", vm.Path, "--log-level", "error"})
+	if err := root.ExecuteContext(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	tty.Close()
+	<-read
+	if !strings.Contains(screen.String(), "flashing") || !strings.Contains(screen.String(), "% |█") {
+		t.Errorf("no progress bar on the terminal: %q", screen.String())
+	}
+	if !strings.Contains(out.String(), "written ") {
+		t.Errorf("stdout %q", out.String())
 	}
 }
