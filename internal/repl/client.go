@@ -378,10 +378,9 @@ func (c *Client) SoftReset(ctx context.Context) error {
 	return nil
 }
 
-// Reboot leaves the raw REPL (Ctrl-B) and soft-resets the board from the
-// friendly REPL (Ctrl-D), so that it runs boot.py and main.py. It returns
-// once the board has said "soft reboot"; Console reads what follows.
-func (c *Client) Reboot(ctx context.Context) error {
+// Exit leaves the raw REPL for the friendly one (Ctrl-B), where a person
+// types, and waits for its prompt.
+func (c *Client) Exit(ctx context.Context) error {
 	if !c.raw {
 		return ErrNotRaw
 	}
@@ -391,6 +390,16 @@ func (c *Client) Reboot(ctx context.Context) error {
 	}
 	if _, err := c.expect(ctx, c.cfg.Timeout, "the friendly REPL prompt", friendlyPrompt); err != nil {
 		return fmt.Errorf("leave the raw REPL: %w", err)
+	}
+	return nil
+}
+
+// Reboot leaves the raw REPL (Ctrl-B) and soft-resets the board from the
+// friendly REPL (Ctrl-D), so that it runs boot.py and main.py. It returns
+// once the board has said "soft reboot"; Console reads what follows.
+func (c *Client) Reboot(ctx context.Context) error {
+	if err := c.Exit(ctx); err != nil {
+		return err
 	}
 	if err := c.write([]byte{ctrlD}); err != nil {
 		return err

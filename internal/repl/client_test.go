@@ -175,6 +175,13 @@ func TestEnterFromRawREPL(t *testing.T) {
 	if _, err := c.Exec(ctxT(t, 5*time.Second), "pass"); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.Exit(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Exit(ctxT(t, 5*time.Second)); !errors.Is(err, ErrNotRaw) {
+		t.Errorf("exit twice: %v, want ErrNotRaw", err)
+	}
+	enter(t, c) // from the friendly REPL
 }
 
 // garbageBoard answers every byte with bytes that are not MicroPython.
