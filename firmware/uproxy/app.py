@@ -165,6 +165,7 @@ class App:
         self.baud_switch = None  # (when, to_baud, to_flow, from_baud, from_flow, phase)
         self.last_info = None
         self.last_gc = ticks_ms()
+        self.last_stats = self.last_gc
         self.log("uartproxy firmware %s on %s: %s" % (VERSION, self.model, cfgmod.describe(c)))
         self.log("budget: %r, features %d, free %d" % (b, feats, mem_free()))
 
@@ -411,6 +412,12 @@ class App:
 
     def housekeeping(self):
         now = ticks_ms()
+        every = self.c["stats_ms"]
+        if every and ticks_diff(now, self.last_stats) >= every:
+            self.last_stats = now
+            self.log("stats: link %r drops %r rto %d srtt %d cwnd %.1f out %d; mux %r; free %d"
+                     % (self.link.counters, self.link.stats, self.link.rto, self.link.srtt,
+                        self.link.cwnd, self.link.outstanding(), self.sess.counters, mem_free()))
         if ticks_diff(now, self.last_gc) > 5000 and self.link.outstanding() == 0:
             self.last_gc = now
             gc.collect()

@@ -1,9 +1,11 @@
-# The device configuration: a JSON file on the board (default /uproxy.json).
+# The device configuration: a JSON file on the board (/uproxy.json).
 # Every key is optional; DEFAULTS documents them. The Wi-Fi password is
 # never logged: describe() masks it.
 import json
 
-PATH = "/uproxy.json"
+# Relative to the current directory, which is the filesystem root when the
+# board runs main.py: "/uproxy.json" on the board.
+PATH = "uproxy.json"
 
 # UART pins per board (README.md has the wiring table). The line defaults
 # match the host's: 921600 baud, 8N1, RTS/CTS (docs/protocol.md §1.3).
@@ -38,6 +40,7 @@ DEFAULTS = {
     "connect_timeout_ms": 10000,  # when OPEN has no timeout_ms
     "wdt_ms": 20000,  # watchdog; 0 disables it. Longer than a stuck DNS lookup
     "log": True,  # print log lines (never on the UART the link uses)
+    "stats_ms": 0,  # log link counters this often (0: never)
     "model": "",  # override the model reported in HELLO/INFO
 }
 
@@ -106,6 +109,7 @@ def validate(c):
     _int(c, "max_tls", 0, 16)
     _int(c, "connect_timeout_ms", 100, 600000)
     _int(c, "wdt_ms", 0, 600000)
+    _int(c, "stats_ms", 0, 3600000)
     if c["wdt_ms"] and c["wdt_ms"] < 2000:
         raise ConfigError("wdt_ms must be 0 (off) or at least 2000")
     if c["log"] is not True and c["log"] is not False:

@@ -11,6 +11,7 @@
 #                         when it cannot be parsed (ends the session, §7.15)
 #   fill(buf, off, limit) write messages into buf[off:off+limit], return
 #                         the number of bytes written (0: nothing to send)
+import math
 import os
 import struct
 
@@ -36,6 +37,12 @@ PROTO_MAX = 1
 ROLE_HOST = 0
 ROLE_DEVICE = 1
 HELLO_MAX = 256
+
+# Frame sizing under noise (§6.5a), sender-local policy.
+SIZER_DECAY = 0.97  # per frame outcome: remembers ~30 frames
+SIZER_OVERHEAD = 32  # header, CRC, SLIP ENDs, message header, escapes
+SIZER_MIN = 128
+SIZER_PRIOR_BITS = 100000.0  # one loss in this many bits at session start
 
 # Session errors (§5.4): local strings, not wire codes.
 PEER_RESTARTED = "peer restarted"
@@ -150,7 +157,23 @@ class Link:
         self.cwnd = float(self.window)
         self.recovering = False
         self.recover_at = 0
+        self.z_lost = 1.0
+        self.z_bits = SIZER_PRIOR_BITS
         self.set_loss_policy()
+
+    def sizer_record(self, n, lost):
+        self.z_lost *= SIZER_DECAY
+        self.z_bits = self.z_bits * SIZER_DECAY + 8 * (n + SIZER_OVERHEAD)
+        if lost:
+            self.z_lost += 1
+
+    def payload_limit(self):
+        """Payload size for the next new DATA frame (§6.5a): the largest on
+        a clean line, about sqrt(h / 8·BER) on a noisy one."""
+        if self.z_lost < 0.5 or self.z_bits <= 0:
+            return self.max_payload
+        best = int(math.sqrt(SIZER_OVERHEAD * self.z_bits / (8 * self.z_lost)))
+        return min(self.max_payload, max(best, SIZER_MIN))
 
     def set_loss_policy(self):
         base = self.baud or (self.peer_hello or {}).get(13, 0)
@@ -346,6 +369,7 @@ class Link:
 
     def take(self, i, now):
         """An outstanding frame got acknowledged: RTT sample (Karn), cwnd."""
+        self.sizer_record(self.slen[i], False)
         if not self.recovering:
             self.cwnd = min(self.cwnd + 1 / self.cwnd, float(self.window))
         order = self.order[i]
@@ -373,6 +397,7 @@ class Link:
     def mark_lost(self, j, seq):
         self.lost[j] = True
         self.lostq.append(seq)
+        self.sizer_record(self.slen[j], True)
         if not self.recovering and not self.flow:
             self.recovering = True
             self.recover_at = self.snd_nxt
@@ -508,7 +533,7 @@ class Link:
             return False
         seq = self.snd_nxt
         j = seq % self.own_window
-        n = self.upper.fill(self.slots[j], fr.HDR, self.max_payload)
+        n = self.upper.fill(self.slots[j], fr.HDR, self.payload_limit())
         if n <= 0:
             return False
         self.slen[j] = n

@@ -269,6 +269,7 @@ class TcpConn(Conn):
         self.tls = False
         self.prefetch = None
         self.addr = None
+        self.addrs = []
         self.deadline = None
         if sock is not None:  # accepted
             self.sock = sock
@@ -289,9 +290,19 @@ class TcpConn(Conn):
             return
         if code != M.OK:
             return self.fail(code, addrs if type(addrs) is str else "resolve failed")
-        ip = addrs[0]
+        # IPv4 first (what lwIP on the ESP32 reaches best), then the rest,
+        # each tried in turn while the deadline allows.
+        self.addrs = [a for a in addrs if ":" not in a] + [a for a in addrs if ":" in a]
+        self._next_addr()
+
+    def _next_addr(self):
+        ip = self.addrs.pop(0)
         try:
             fam, self.addr = sockaddr(ip, self.port, socket.SOCK_STREAM)
+            if self.sock is not None:
+                self.net.forget(self)
+                close_quietly(self.sock)
+                self.sock = None
             s = self.sock = socket.socket(fam, socket.SOCK_STREAM)
             s.setblocking(False)
             self.net.track(self, s)
@@ -302,7 +313,12 @@ class TcpConn(Conn):
                     raise
             self.state = self.CONNECTING
         except Exception as e:
-            return self.fail(code_of(e), "connect: %s" % (e,))
+            self._connect_failed(code_of(e), "connect: %s" % (e,))
+
+    def _connect_failed(self, code, reason):
+        if self.addrs and code in (M.REFUSED, M.UNREACHABLE, M.INTERNAL):
+            return self._next_addr()
+        self.fail(code, reason)
 
     def want(self):
         if self.state == self.CONNECTING:
@@ -347,7 +363,7 @@ class TcpConn(Conn):
                 err = 0 if n == EISCONN else n
             err = err or 111
         if err:
-            return self.fail(_CODES.get(err, M.REFUSED), "connect: errno %d" % err)
+            return self._connect_failed(_CODES.get(err, M.REFUSED), "connect: errno %d" % err)
         if self.opts.get("tls"):
             return self._start_tls()
         self._open()
