@@ -330,14 +330,16 @@ class App:
     def read_uart(self):
         u = self.uart
         on_frame = self.link.on_frame
-        drop = self.link.drop
         while True:
             n = u.readinto(self.rxbuf)
             if not n:
                 return
-            self.slip.feed(self.rxmv[:n], on_frame, lambda r: drop("slip_too_long"))
+            self.slip.feed(self.rxmv[:n], on_frame, self._slip_drop)
             if n < len(self.rxbuf):
                 return
+
+    def _slip_drop(self, reason):
+        self.link.drop("slip_too_long")
 
     def timeout(self):
         t = min(self.link.ms_to_next(), 1000)

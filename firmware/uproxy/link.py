@@ -17,6 +17,7 @@ import struct
 
 from . import cbor
 from . import frame as fr
+from . import slip
 
 try:
     from time import ticks_diff
@@ -125,6 +126,8 @@ class Link:
         self.prev_order = [0] * W
         self.rcv = [None] * W  # out-of-order payloads
         self.ctl = bytearray(fr.OVERHEAD + HELLO_MAX)  # ACK and HELLO frames
+        self.txw = bytearray(2 * (fr.OVERHEAD + self.own_payload) + 2)  # SLIP-encoded frame
+        self.txwmv = memoryview(self.txw)
         self.stats = {}
         self.counters = {"tx_frames": 0, "rx_frames": 0, "retransmits": 0, "fast_retransmits": 0,
                          "timeouts": 0, "sessions": 0, "dead_links": 0, "peer_restarts": 0}
@@ -291,7 +294,7 @@ class Link:
             if self.rcv[i] is not None:
                 self.drop("duplicate")
             else:
-                self.rcv[i] = p
+                self.rcv[i] = bytes(p)  # p is a view of the SLIP decoder's buffer
             self.ack_now = True
             return
         self.deliver(p)
@@ -485,14 +488,11 @@ class Link:
         return False
 
     def _put(self, buf, n):
+        # One write of the whole SLIP frame, escaped into a preallocated
+        # buffer (no allocation per frame).
         self.counters["tx_frames"] += 1
-        mv = memoryview(buf)[:n]
-        if buf.find(b"\xc0", 0, n) < 0 and buf.find(b"\xdb", 0, n) < 0:
-            self.write(b"\xc0")
-            self.write(mv)
-            self.write(b"\xc0")
-        else:
-            self.write(b"\xc0" + bytes(mv).replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc") + b"\xc0")
+        k = slip.encode_into(buf, n, self.txw)
+        self.write(self.txwmv[:k])
 
     def hello_payload(self):
         h = dict(self.local)

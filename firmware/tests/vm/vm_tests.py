@@ -48,7 +48,7 @@ def test_slip_vectors():
             got = []
             drops = []
             for i in range(0, len(data), step):
-                d.feed(data[i:i + step], got.append, drops.append)
+                d.feed(data[i:i + step], lambda f: got.append(bytes(f)), drops.append)
             eq(got, want, v["name"] + " frames, step %d" % step)
             eq(drops, v["drops"], v["name"] + " drops")
             eq(d.bad_escapes, v["bad_escapes"], v["name"] + " bad escapes")
@@ -325,7 +325,7 @@ class Rig:
     def frames(self):
         """Frames the device wrote since the last call, parsed."""
         got = []
-        self.hdec.feed(bytes(self.out), got.append)
+        self.hdec.feed(bytes(self.out), lambda f: got.append(bytes(f)))
         self.out = bytearray()
         res = []
         for f in got:
@@ -665,6 +665,161 @@ def test_sequence_wrap():
     eq(r.seq, 2, "host wrapped")
     fs = r.frames()
     eq(fs[-1][0][3], 2, "device ack wrapped")
+
+
+# -- the modules that touch the network, with a stub socket module -----------------
+
+
+class _StubSocket:
+    """What net.py needs of socket when the VM has none: getaddrinfo with a
+    fixed table, and the constants."""
+
+    SOCK_STREAM = 1
+    SOCK_DGRAM = 2
+    SOL_SOCKET = 1
+    SO_REUSEADDR = 4
+    calls = []
+    table = {"lab.example": ["192.0.2.7", "2001:db8::7"]}
+
+    @classmethod
+    def getaddrinfo(cls, host, port, af=0, kind=0):
+        cls.calls.append(host)
+        if host in cls.table:
+            return [(2 if ":" not in a else 10, 1, 0, "", (a, port)) for a in cls.table[host]]
+        if ":" in host or host.replace(".", "").isdigit():
+            return [(2, 1, 0, "", (host, port))]
+        raise OSError(-2, "name not found")
+
+
+def _net():
+    try:
+        import socket  # noqa: F401
+    except ImportError:
+        sys.modules["socket"] = _StubSocket
+    from uproxy import net
+    return net
+
+
+def test_network_modules_import():
+    _net()
+    from uproxy import app, config, wifi  # noqa: F401
+
+
+def test_resolver_bounded_and_cached():
+    net = _net()
+    calls = []
+
+    def gai(name, port):
+        calls.append(name)
+        return _StubSocket.getaddrinfo(name, port)
+    up = [True]
+    r = net.Resolver(getaddrinfo=gai, online=lambda: up[0])
+    got = []
+    r.resolve("192.0.2.1", lambda c, a: got.append((c, a)))
+    eq(got, [(M.OK, ["192.0.2.1"])], "literal answered at once")
+    eq(calls, [], "literal never looked up")
+    r.resolve("lab.example", lambda c, a: got.append((c, a)))
+    r.resolve("lab.example", lambda c, a: got.append((c, a)))
+    r.resolve("nx.example", lambda c, a: got.append((c, a)))
+    eq(len(got), 1, "names wait for step()")
+    r.step()
+    eq(calls, ["lab.example"], "one lookup per step, shared by both requests")
+    eq(got[1:], [(M.OK, ["192.0.2.7", "2001:db8::7"])] * 2, "answers")
+    r.step()
+    eq(got[-1][0], M.DNS, "failure")
+    r.resolve("nx.example", lambda c, a: got.append((c, a)))
+    eq(got[-1][0], M.DNS, "negative cache answers at once")
+    eq(calls, ["lab.example", "nx.example"], "no second lookup")
+    up[0] = False
+    r.resolve("other.example", lambda c, a: got.append((c, a)))
+    eq(got[-1][0], M.UNREACHABLE, "Wi-Fi down: code 2 without a lookup")
+
+
+def test_error_codes():
+    net = _net()
+    import errno
+    eq(net.code_of(OSError(errno.ECONNREFUSED, "x")), M.REFUSED, "refused")
+    eq(net.code_of(OSError(113, "x")), M.UNREACHABLE, "lwIP EHOSTUNREACH")
+    eq(net.code_of(OSError(-0x2700, "x")), M.TLS, "mbedTLS error")
+    eq(net.code_of(MemoryError()), M.NO_MEMORY, "memory")
+    eq(net.code_of(ValueError()), M.INTERNAL, "other")
+    check(net.is_ip("10.0.0.1") and net.is_ip("::1") and not net.is_ip("a.b.c.d"), "is_ip")
+
+
+def test_config_defaults_and_validation():
+    _net()
+    from uproxy import config
+    c = config.merge({}, "esp32c3")
+    eq((c["uart"], c["tx"], c["rx"], c["rts"], c["cts"], c["baud"], c["flow"]),
+       (1, 4, 5, 6, 7, 921600, "rtscts"), "C3 defaults match the host's line settings")
+    eq(config.merge({}, "esp32")["uart"], 2, "classic ESP32 uses UART2")
+    eq(config.merge({"tx": 10, "unknown": 1}, "esp32s3")["tx"], 10, "override")
+    for bad in ({"baud": 100}, {"flow": "xon"}, {"window": 33}, {"ssid": 5}, {"wdt_ms": 500}):
+        try:
+            config.merge(bad, "esp32c3")
+        except config.ConfigError:
+            continue
+        raise AssertionError("accepted %r" % (bad,))
+    d = config.describe(config.merge({"password": "hunter2"}, "esp32c3"))
+    check("hunter2" not in d and "password=(set)" in d, "password masked: " + d)
+
+
+def test_boot_budget_fits_the_heap():
+    _net()
+    from uproxy import app, config
+    c = config.merge({}, "esp32c3")
+    for free in (300000, 160000, 100000, 60000, 30000):
+        b = app.boot_budget(c, free)
+        check(256 <= b["max_payload"] <= 2048 and 2 <= b["window"] <= 16, "%d: %r" % (free, b))
+        cost = (b["window"] * 2 * (b["max_payload"] + 14) + b["max_streams"] * (b["stream_window"] + 1024))
+        check(cost <= max(free - 24 * 1024, 0) or b["max_streams"] == 1, "%d: %r costs %d" % (free, b, cost))
+    eq(app.boot_budget(c, 10 ** 7), {"max_payload": 2048, "window": 16, "max_streams": 16,
+                                     "stream_window": 8192}, "plenty of heap: the configured values")
+
+
+class _FakeWLAN:
+    def __init__(self):
+        self.up = False
+        self.connects = 0
+
+    def active(self, on=None):
+        return True
+
+    def connect(self, ssid, pw):
+        self.connects += 1
+
+    def disconnect(self):
+        pass
+
+    def isconnected(self):
+        return self.up
+
+    def ifconfig(self):
+        return ("192.168.1.50", "255.255.255.0", "192.168.1.1", "192.168.1.1")
+
+    def status(self, what=None):
+        return -61
+
+
+def test_wifi_reconnect_with_backoff():
+    _net()
+    from uproxy import wifi
+    w = _FakeWLAN()
+    wf = wifi.WiFi(w, "lab", "secret")
+    check(wf.step(), "connecting is a change")
+    eq((wf.state, w.connects), (M.WIFI_CONNECTING, 1), "first attempt")
+    wf.started -= wifi.CONNECT_TIMEOUT  # the attempt times out
+    wf.step()
+    eq(wf.state, M.WIFI_DOWN, "gave up")
+    eq(wf.backoff, 2 * wifi.BACKOFF_MIN, "backoff doubled")
+    wf.next_try -= wifi.BACKOFF_MIN
+    wf.step()
+    eq(w.connects, 2, "retried after the backoff")
+    w.up = True
+    check(wf.step(), "up is a change")
+    eq(wf.info(), {M.INFO_WIFI: M.WIFI_UP, M.INFO_SSID: "lab", M.INFO_IP: "192.168.1.50", M.INFO_RSSI: -61},
+       "INFO keys")
+    eq(wf.backoff, wifi.BACKOFF_MIN, "backoff reset once connected")
 
 
 # -- runner ------------------------------------------------------------------------
