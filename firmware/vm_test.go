@@ -1,11 +1,13 @@
 package firmware
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +19,7 @@ const vmDir = "tests/vm"
 // needNode returns the path of node after making sure the pinned
 // MicroPython VM is installed (npm ci from the committed lockfile). It
 // skips the test when node or npm is not installed at all.
-func needNode(t *testing.T) string {
+func needNode(t testing.TB) string {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -41,7 +43,7 @@ func needNode(t *testing.T) string {
 }
 
 // runVM runs run.mjs with args and returns its output.
-func runVM(t *testing.T, node string, args ...string) string {
+func runVM(t testing.TB, node string, args ...string) string {
 	t.Helper()
 	fw, err := filepath.Abs(".")
 	if err != nil {
@@ -94,4 +96,33 @@ func TestEmbeddedFiles(t *testing.T) {
 			t.Errorf("unexpected embedded file %s", p)
 		}
 	}
+}
+
+// BenchmarkMicroPythonVM reports what the firmware's protocol code costs per
+// KiB forwarded in the MicroPython VM (tests/vm/vm_bench.py): time and heap
+// allocated, for 2 KiB DATA frames received (SLIP, CRC, ARQ, CBOR, to a
+// stream) and sent, and for the parts. Times are the VM's on this machine,
+// not an ESP32's; heap figures use MicroPython's 32-bit object layout.
+// Run it with
+//
+//	go test -run '^$' -bench MicroPythonVM -benchtime 1x ./firmware/
+func BenchmarkMicroPythonVM(b *testing.B) {
+	node := needNode(b)
+	var out string
+	for i := 0; i < b.N; i++ {
+		out = runVM(b, node, "--bench", "--heap", strconv.Itoa(64<<20))
+	}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 4 || f[0] != "BENCH" {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[2], 64)
+		if err != nil {
+			b.Fatalf("bad line %q", sc.Text())
+		}
+		b.ReportMetric(v, f[1]+"_"+f[3])
+	}
+	b.ReportMetric(0, "ns/op")
 }
