@@ -822,6 +822,126 @@ def test_wifi_reconnect_with_backoff():
     eq(wf.backoff, wifi.BACKOFF_MIN, "backoff reset once connected")
 
 
+# -- the app's loop on a fake UART, against a host-role link -------------------------
+
+
+def _fake_uart_class():
+    import io
+    import select
+
+    class FakeUART(io.IOBase):
+        """A UART the app can poll: bytes from the host wait in rx; what the
+        app writes goes to tx. Like a board's UART, readinto returns None
+        when nothing is waiting."""
+
+        def __init__(self):
+            self.rx = bytearray()
+            self.tx = bytearray()
+
+        def ioctl(self, req, arg):
+            if req == 3:  # MP_STREAM_POLL
+                r = 0
+                if arg & select.POLLIN and self.rx:
+                    r |= select.POLLIN
+                if arg & select.POLLOUT:
+                    r |= select.POLLOUT
+                return r
+            return 0
+
+        def readinto(self, buf):
+            n = min(len(buf), len(self.rx))
+            if not n:
+                return None
+            buf[:n] = self.rx[:n]
+            self.rx = self.rx[n:]
+            return n
+
+        def write(self, b):
+            self.tx.extend(b)
+            return len(b)
+
+        def txdone(self):
+            return True
+
+    return FakeUART
+
+
+class _HostUpper:
+    def __init__(self):
+        self.msgs = []
+        self.queue = []
+        self.ups = 0
+
+    def up(self, link):
+        self.ups += 1
+
+    def down(self, reason):
+        pass
+
+    def deliver(self, p):
+        i = 0
+        p = bytes(p)
+        while i < len(p):
+            m, i = cbor.decode(p, i, len(p))
+            self.msgs.append(norm(m))
+
+    def fill(self, buf, off, limit):
+        n = 0
+        while self.queue and n + len(self.queue[0]) <= limit:
+            b = self.queue.pop(0)
+            buf[off + n:off + n + len(b)] = b
+            n += len(b)
+        return n
+
+
+def test_app_loop_on_micropython():
+    if sys.implementation.name != "micropython":
+        return  # CPython cannot poll an io.IOBase; the CPython end-to-end tests cover the app there
+    _net()
+    from uproxy import app, config
+    import time
+    c = config.merge({"model": "esp32c3", "log": False}, "esp32c3")
+    uart = _fake_uart_class()()
+    a = app.App(c, uart)
+    a.timeout = lambda: 0  # never sleep in poll: the test drives the clock
+    hu = _HostUpper()
+    hello = {1: 1, 2: 1, 3: 0, 6: 2048, 7: 32, 8: 1024, 9: 262144, 10: 0x1FF, 13: 921600}
+    host = lk.Link(hello, hu, lambda b: uart.rx.extend(b), time.ticks_ms)
+    hdec = slip.Decoder(14 + 2048)
+
+    def spin(n=20):
+        for _ in range(n):
+            host.timers()
+            host.pump()
+            a.step()
+            if uart.tx:
+                data, uart.tx = bytes(uart.tx), bytearray()
+                hdec.feed(data, host.on_frame)
+
+    spin()
+    check(host.up and a.link.up, "handshake through the app's loop")
+    peer = host.peer_hello
+    eq((peer[3], peer[11], peer[12]), (1, "0.1.0", "esp32c3"), "device HELLO")
+    check(peer[10] & M.F_SERVICE and not peer[10] & M.F_TLS, "features: services, no ssl module here")
+    hu.queue.append(cbor.dumps([M.REQUEST, 1, M.OP_INFO, None]))
+    hu.queue.append(cbor.dumps([M.REQUEST, 2, M.OP_SET_BAUD, [115200, 0, 1]]))
+    hu.queue.append(cbor.dumps([M.OPEN, 1, M.KIND_SERVICE, "echo", 0, 65536, {}]))
+    spin()
+    resp = [m for m in hu.msgs if m[0] == M.RESPONSE]
+    eq(resp[0][:3], [M.RESPONSE, 1, M.OK], "INFO answered")
+    info = resp[0][3]
+    check(info[M.INFO_FIRMWARE] == "0.1.0" and info[M.INFO_MODEL] == "esp32c3"
+          and info[M.INFO_FREE_MEM] > 0 and M.INFO_UPTIME in info, "INFO %r" % (info,))
+    # SET_BAUD is agreed; the switch itself fails quietly here (no machine
+    # module) and the device stays on its rate.
+    eq(resp[1], [M.RESPONSE, 2, M.OK, None], "SET_BAUD agreed")
+    check([M.OPEN_OK, 1, a.budget["stream_window"], "", 0] in hu.msgs, "echo service opened: %r" % (hu.msgs,))
+    hu.queue.append(cbor.dumps([M.DATA, 1, b"through the loop \xc0\xdb"]))
+    spin()
+    echoed = b"".join(m[2] for m in hu.msgs if m[0] == M.DATA)
+    eq(echoed, b"through the loop \xc0\xdb", "echo through the app")
+
+
 # -- runner ------------------------------------------------------------------------
 
 
