@@ -418,20 +418,28 @@ class Session:
     # -- transmit ------------------------------------------------------------
 
     def fill(self, buf, off, limit):
-        """Write messages into buf[off:off+limit]; return their length."""
+        """Write messages into buf[off:off+limit]; return their length.
+
+        limit is the link's size for this frame (smaller on a noisy line,
+        §6.5a); a message larger than that still goes alone in a frame as
+        long as it fits the negotiated max payload, so none waits forever.
+        """
         if not self.is_up:
             return 0
+        hard = self.link.max_payload
         pos = off
         end = off + limit
         ctrl = self.ctrl
         while ctrl:
             b = ctrl[0]
             n = len(b)
-            if n > limit:
+            if n > hard:
                 ctrl.pop(0)  # cannot ever fit: never happens with bounded fields
                 continue
             if pos + n > end:
-                return pos - off
+                if pos != off:
+                    return pos - off
+                end = off + n  # alone in its frame, above the advisory size
             buf[pos:pos + n] = b
             pos += n
             ctrl.pop(0)
@@ -458,10 +466,10 @@ class Session:
                 break
             st = self.streams[order[self.rr]]
             self.rr += 1
-            pos = self._fill_stream(st, buf, pos, end)
+            pos = self._fill_stream(st, buf, pos, end, off)
         return pos - off
 
-    def _fill_stream(self, st, buf, pos, end):
+    def _fill_stream(self, st, buf, pos, end, off):
         if st.state != OPEN or st.fin_tx or st.ep is None:
             return pos
         ep = st.ep
@@ -478,7 +486,9 @@ class Session:
                     self.counters["dgrams_dropped"] += 1  # §9.5: dropped, counted
                     continue
                 if pos + len(b) > end:
-                    break
+                    if pos != off:
+                        break
+                    end = off + len(b)  # alone in its frame (see fill)
                 ep.next_dgram()
                 buf[pos:pos + len(b)] = b
                 pos += len(b)

@@ -654,6 +654,61 @@ def test_keepalive_and_dead_link():
     eq(r.backend.downs, [lk.LINK_DEAD], "reason")
 
 
+def test_hostile_messages_never_raise():
+    # Random messages of every type with random field values: the session
+    # answers, ignores or resets, but nothing but cbor.Malformed may escape
+    # deliver (§7.15, §13.8), and the link stays up.
+    r = Rig(max_streams=8)
+    r.handshake()
+    seed = [987654321]
+
+    def rnd(n):
+        seed[0] = (seed[0] * 1103515245 + 12345) & 0x7FFFFFFF
+        return (seed[0] >> 8) % n
+
+    def value(depth=0):
+        k = rnd(11 if depth < 2 else 8)
+        if k == 0:
+            return rnd(40)
+        if k == 1:
+            return -1 - rnd(300)
+        if k == 2:
+            return rnd(1 << 30) * 4
+        if k == 3:
+            return ["", "echo", "source", "discard", "a", "127.0.0.1", "x" * 70][rnd(7)]
+        if k == 4:
+            return bytes(rnd(256) for _ in range(rnd(5)))
+        if k == 5:
+            return None
+        if k == 6:
+            return rnd(2) == 0
+        if k == 7:
+            return rnd(65536)
+        if k == 8:
+            return [value(depth + 1) for _ in range(rnd(4))]
+        return {rnd(8): value(depth + 1) for _ in range(rnd(4))}
+
+    sent = 0
+    for _ in range(300):
+        t = 1 + rnd(12)
+        m = [t] + [value() for _ in range(rnd(8))]
+        if rnd(3) == 0 and len(m) > 1:
+            m[1] = 1 + 2 * rnd(6)  # often a plausible odd sid
+        try:
+            b = cbor.dumps(m)
+        except ValueError:
+            continue
+        if len(b) > 1000:
+            continue
+        r.send(m)
+        sent += 1
+        r.pump()
+        r.messages()
+        r.ack()
+        check(r.link.up, "link survived %r" % (m,))
+    check(sent > 200, "messages sent")
+
+
 def test_sequence_wrap():
     r = Rig(window=4)
     r.handshake()
