@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -16,6 +18,7 @@ import (
 // relay (the cable), which can damage bytes.
 type serveRig struct {
 	dev     *device
+	dnsHits *atomic.Int64
 	relay   *relay
 	metrics int
 	socks   int
@@ -32,8 +35,11 @@ func newServeRig(t *testing.T, damageEvery int, bodySize int) *serveRig {
 	host, board := newPty(t), newPty(t)
 	r := &serveRig{body: randomBytes(bodySize, 42)}
 	r.relay = startRelay(t, host.master, board.master, damageEvery, 7)
+	dnsPort, hits := dnsServer(t, map[string]string{"fw-test.example": "127.0.0.1"})
+	r.dnsHits = hits
 	r.dev = startFirmware(t, board.path, map[string]any{
 		"ssid": "lab", "password": "not-logged", "flow": "none", "model": "esp32c3", "stats_ms": 2000,
+		"dns": fmt.Sprintf("127.0.0.1:%d", dnsPort),
 	}, nil)
 	web := httpServer(t, r.body)
 	echo := udpEcho(t)
@@ -65,7 +71,19 @@ func TestServeThroughFirmware(t *testing.T) {
 		got := curl(t, "--socks5-hostname", fmt.Sprintf("127.0.0.1:%d", r.socks), r.webURL(t, "127.0.0.1"))
 		sameBytes(t, "SOCKS5 by address", got, r.body)
 		got = curl(t, "--socks5-hostname", fmt.Sprintf("127.0.0.1:%d", r.socks), r.webURL(t, "localhost"))
+		sameBytes(t, "SOCKS5 by localhost", got, r.body)
+		// A name the device resolves with its DNS client (UDP queries to
+		// the test's DNS server, polled by the loop).
+		got = curl(t, "--socks5-hostname", fmt.Sprintf("127.0.0.1:%d", r.socks), r.webURL(t, "fw-test.example"))
 		sameBytes(t, "SOCKS5 by name (resolved on the device)", got, r.body)
+		if r.dnsHits.Load() == 0 {
+			t.Error("the device never asked the DNS server")
+		}
+		bin, _ := exec.LookPath("curl")
+		out, err := exec.Command(bin, "-sS", "--socks5-hostname", fmt.Sprintf("127.0.0.1:%d", r.socks), r.webURL(t, "nx.example")).CombinedOutput()
+		if err == nil {
+			t.Errorf("a name the DNS server does not know was reached: %s", out)
+		}
 	})
 	t.Run("local_forward", func(t *testing.T) {
 		got := curl(t, fmt.Sprintf("http://127.0.0.1:%d/big", r.lfwd))

@@ -12,12 +12,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
+	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/sys/unix"
 )
 
@@ -363,3 +365,56 @@ func randomBytes(n int, seed int64) []byte {
 }
 
 var _ = io.EOF
+
+// dnsServer answers A queries for the names in hosts (name → IPv4) on
+// 127.0.0.1 over UDP, AAAA with no records, anything else with NXDOMAIN.
+// It counts the queries it answered.
+func dnsServer(t *testing.T, hosts map[string]string) (int, *atomic.Int64) {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	var n atomic.Int64
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			k, from, err := c.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var p dnsmessage.Parser
+			h, err := p.Start(buf[:k])
+			if err != nil {
+				continue
+			}
+			q, err := p.Question()
+			if err != nil {
+				continue
+			}
+			n.Add(1)
+			rh := dnsmessage.Header{ID: h.ID, Response: true, RecursionDesired: h.RecursionDesired, RecursionAvailable: true}
+			name := strings.TrimSuffix(q.Name.String(), ".")
+			ip, known := hosts[name]
+			if !known {
+				rh.RCode = dnsmessage.RCodeNameError
+			}
+			b := dnsmessage.NewBuilder(nil, rh)
+			b.EnableCompression()
+			b.StartQuestions()
+			b.Question(q)
+			b.StartAnswers()
+			if known && q.Type == dnsmessage.TypeA {
+				a := net.ParseIP(ip).To4()
+				b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60},
+					dnsmessage.AResource{A: [4]byte{a[0], a[1], a[2], a[3]}})
+			}
+			out, err := b.Finish()
+			if err == nil {
+				c.WriteTo(out, from)
+			}
+		}
+	}()
+	return c.LocalAddr().(*net.UDPAddr).Port, &n
+}

@@ -13,6 +13,7 @@ import sys
 
 from . import VERSION
 from . import config as cfgmod
+from . import dns as dnsmod
 from . import link as lk
 from . import msg as M
 from . import mux
@@ -166,6 +167,8 @@ class App:
         self.last_info = None
         self.last_gc = ticks_ms()
         self.last_stats = self.last_gc
+        if c["dns"] and c["dns"] != "getaddrinfo":
+            self.setup_dns()
         self.log("uartproxy firmware %s on %s: %s" % (VERSION, self.model, cfgmod.describe(c)))
         self.log("budget: %r, features %d, free %d" % (b, feats, mem_free()))
 
@@ -403,7 +406,40 @@ class App:
             gc.collect()
         self.link.end_session(lk.PROTOCOL_ERROR)
 
+    def dns_server(self):
+        """(ip, port) of the DNS server to query, or None for getaddrinfo."""
+        v = self.c["dns"]
+        if v == "getaddrinfo":
+            return None
+        if v:
+            if v.count(":") == 1:  # IPv4:port
+                host, _, port = v.partition(":")
+                return host, int(port)
+            return v, 53
+        try:
+            ip = self.wifi.wlan.ifconfig()[3]
+        except Exception:
+            return None
+        if not ip or ip == "0.0.0.0":
+            return None
+        return ip, 53
+
+    def setup_dns(self):
+        srv = self.dns_server() if self.wifi.online() or self.c["dns"] else None
+        cur = self.net.resolver.dns
+        if srv == (None if cur is None else (cur.server, cur.port)):
+            return
+        client = None
+        if srv is not None:
+            try:
+                client = dnsmod.DnsClient(srv[0], srv[1], self.log)
+            except Exception as e:
+                self.log("dns: cannot use %s:%d: %r; using getaddrinfo" % (srv[0], srv[1], e))
+        self.net.use_dns(client)
+        self.log("dns: %s" % ("%s:%d" % srv if client else "getaddrinfo"))
+
     def wifi_changed(self):
+        self.setup_dns()
         d = self.wifi.info()
         d.pop(M.INFO_RSSI, None)
         if d != self.last_info:

@@ -38,6 +38,7 @@ DEFAULTS = {
     "max_tls": 2,  # TLS streams at once (each costs ~40 KiB of mbedTLS heap)
     "ca_file": "",  # PEM/DER CA bundle on the board; enables TLS verification
     "connect_timeout_ms": 10000,  # when OPEN has no timeout_ms
+    "dns": "",  # "": the Wi-Fi's DNS server; "ip" or "ip:port"; "getaddrinfo": the blocking resolver
     "wdt_ms": 20000,  # watchdog; 0 disables it. Longer than a stuck DNS lookup
     "log": True,  # print log lines (never on the UART the link uses)
     "stats_ms": 0,  # log link counters this often (0: never)
@@ -88,7 +89,7 @@ def _int(c, k, lo, hi):
 
 
 def validate(c):
-    for k in ("ssid", "password", "hostname", "ca_file", "model"):
+    for k in ("ssid", "password", "hostname", "ca_file", "model", "dns"):
         if type(c[k]) is not str:
             raise ConfigError(k + " must be a string")
     _int(c, "uart", 0, 3)
@@ -112,6 +113,11 @@ def validate(c):
     _int(c, "stats_ms", 0, 3600000)
     if c["wdt_ms"] and c["wdt_ms"] < 2000:
         raise ConfigError("wdt_ms must be 0 (off) or at least 2000")
+    d = c["dns"]
+    if d not in ("", "getaddrinfo"):
+        host, _, port = d.partition(":") if d.count(":") == 1 else (d, "", "")
+        if not host or (port and (not port.isdigit() or not 0 < int(port) < 65536)):
+            raise ConfigError('dns must be "", "getaddrinfo", an IP address or IPv4:port')
     if c["log"] is not True and c["log"] is not False:
         raise ConfigError("log must be true or false")
 

@@ -97,29 +97,31 @@ def close_quietly(s):
 
 
 class Resolver:
-    """Name resolution with getaddrinfo, bounded (§13.6):
+    """Name resolution (§13.6), in this order:
 
-    - IP literals never reach the resolver;
-    - names resolve one at a time, one per pass of the loop (step), so the
-      loop serves the UART between lookups;
-    - answers are cached for TTL ms (getaddrinfo gives no TTL), failures for
+    - IP literals and "localhost" are answered at once;
+    - answers are cached for their TTL (getaddrinfo: TTL ms), failures for
       NEG_TTL ms, in a table of at most SIZE names;
-    - nothing is looked up while Wi-Fi is down (code 2 at once).
-
-    getaddrinfo itself cannot be interrupted: one lookup of an unreachable
-    DNS server blocks the loop for the port's DNS timeout. The loop feeds
-    the watchdog before each lookup, and the host's dead timer (1.5 s) may
-    end the session meanwhile; the next HELLO restarts it.
+    - nothing is looked up while Wi-Fi is down (code 2 at once);
+    - with a DNS server known (dns.DnsClient), names are resolved with
+      non-blocking UDP queries polled by the loop: nothing blocks;
+    - otherwise socket.getaddrinfo, the one blocking call MicroPython
+      offers, bounded: one name at a time, one per pass of the loop, so the
+      loop serves the UART between lookups. One lookup against an
+      unreachable DNS server still blocks for the port's DNS timeout; the
+      loop feeds the watchdog before each, and the host's dead timer
+      (1.5 s) may end the session meanwhile (the next HELLO restarts it).
     """
 
     TTL = 300000
     NEG_TTL = 30000
     SIZE = 16
 
-    def __init__(self, getaddrinfo=None, online=None, feed=None):
+    def __init__(self, getaddrinfo=None, online=None, feed=None, dns=None):
         self.gai = getaddrinfo or socket.getaddrinfo
         self.online = online or (lambda: True)
         self.feed = feed or (lambda: None)
+        self.dns = dns
         self.cache = {}  # name -> (expiry ticks, code, [addresses])
         self.queue = []  # (name, callback)
         self.lookups = 0
@@ -138,6 +140,9 @@ class Resolver:
         if is_ip(name):
             cb(M.OK, [name])
             return
+        if name.lower().rstrip(".") == "localhost":
+            cb(M.OK, ["127.0.0.1"])  # RFC 6761: never sent to a DNS server
+            return
         r = self.cached(name)
         if r is not None:
             cb(r[0], r[1])
@@ -146,15 +151,46 @@ class Resolver:
             cb(M.UNREACHABLE, "Wi-Fi is down")
             return
         self.queue.append((name, cb))
+        self._to_dns()
+
+    def _to_dns(self):
+        """Hand queued names to the DNS client while it has room."""
+        if self.dns is None:
+            return
+        while self.queue and not self.dns.busy():
+            name, cb = self.queue.pop(0)
+
+            def done(code, addrs, ttl, name=name, cb=cb):
+                self._store(name, code, addrs, ttl if code == M.OK else self.NEG_TTL)
+                cb(code, addrs)
+                self._to_dns()
+            r = self.cached(name)
+            if r is not None:
+                cb(r[0], r[1])
+            elif not self.dns.resolve(name, done):
+                self.queue.insert(0, (name, cb))
+                return
+
+    def _store(self, name, code, addrs, ttl):
+        if code == M.TIMEOUT:
+            return  # the server did not answer: ask again next time
+        if len(self.cache) >= self.SIZE:
+            self._evict()
+        self.cache[name] = (ticks_add(ticks_ms(), ttl), code, addrs)
 
     def cancel(self, cb):
+        # A query already sent still calls back; TcpConn ignores it then.
         self.queue = [q for q in self.queue if q[1] is not cb]
 
     def busy(self):
-        return bool(self.queue)
+        """Whether step() has a blocking lookup to do now."""
+        return bool(self.queue) and self.dns is None
 
     def step(self):
         """Resolve the oldest queued name (the one blocking call)."""
+        if self.dns is not None:
+            self._to_dns()
+            return
         if not self.queue:
             return
         name, cb = self.queue.pop(0)
@@ -705,6 +741,8 @@ class Net:
         return self.conns.get(obj)
 
     def timeouts(self):
+        if self.resolver.dns is not None:
+            self.resolver.dns.timeouts()
         now = ticks_ms()
         for conn in list(self.conns.values()):
             if isinstance(conn, TcpConn) and conn.deadline is not None:
@@ -712,12 +750,22 @@ class Net:
 
     def next_deadline(self):
         now = ticks_ms()
-        t = None
+        t = self.resolver.dns.next_deadline() if self.resolver.dns is not None else None
         for conn in self.conns.values():
             if isinstance(conn, TcpConn) and conn.deadline is not None:
                 d = max(0, ticks_diff(conn.deadline, now))
                 t = d if t is None else min(t, d)
         return t
+
+    def use_dns(self, client):
+        """Resolve names with client (a dns.DnsClient), or getaddrinfo (None)."""
+        old = self.resolver.dns
+        if old is not None:
+            self.forget(old)
+            old.close()
+        self.resolver.dns = client
+        if client is not None:
+            self.track(client, client.sock)
 
     def tls_streams(self):
         n = 0

@@ -790,6 +790,31 @@ def test_resolver_bounded_and_cached():
     eq(got[-1][0], M.UNREACHABLE, "Wi-Fi down: code 2 without a lookup")
 
 
+def test_dns_messages():
+    _net()
+    from uproxy import dns
+    q = dns.query(0x1234, "fw-test.example", dns.A)
+    eq(q, h("1234 0100 0001 0000 0000 0000 07 66772d74657374 07 6578616d706c65 00 0001 0001"), "A query")
+    # A response with the question, a CNAME and an A record behind a
+    # compression pointer, TTL 60 s.
+    resp = h("1234 8180 0001 0002 0000 0000"
+             "07 66772d74657374 07 6578616d706c65 00 0001 0001"
+             "c00c 0005 0001 0000003c 0006 03 777777 c014"
+             "c02d 0001 0001 0000003c 0004 c0000207")
+    eq(dns.parse(resp), (0x1234, 0, ["192.0.2.7"], 60000), "answer")
+    eq(dns.parse(h("1234 8183 0000 0000 0000 0000"))[1], 3, "NXDOMAIN")
+    six = h("0001 8180 0000 0001 0000 0000 c00c 001c 0001 00000e10 0010 20010db8000000000000000000000007")
+    eq(dns.parse(six)[2], ["2001:db8:0:0:0:0:0:7"], "AAAA")
+    for bad in ("", "1234", "1234 0100 0000 0000 0000 0000", "1234 8180 0000 0001 0000 0000 c0"):
+        try:
+            dns.parse(h(bad))
+        except (ValueError, IndexError):
+            continue
+        raise AssertionError("accepted %r" % bad)
+    check(dns.valid_name("a-b.example") and not dns.valid_name("a..b") and not dns.valid_name("x" * 64 + ".e"),
+          "names")
+
+
 def test_error_codes():
     net = _net()
     import errno
@@ -809,7 +834,8 @@ def test_config_defaults_and_validation():
        (1, 4, 5, 6, 7, 921600, "rtscts"), "C3 defaults match the host's line settings")
     eq(config.merge({}, "esp32")["uart"], 2, "classic ESP32 uses UART2")
     eq(config.merge({"tx": 10, "unknown": 1}, "esp32s3")["tx"], 10, "override")
-    for bad in ({"baud": 100}, {"flow": "xon"}, {"window": 33}, {"ssid": 5}, {"wdt_ms": 500}):
+    for bad in ({"baud": 100}, {"flow": "xon"}, {"window": 33}, {"ssid": 5}, {"wdt_ms": 500},
+                {"dns": "1.2.3.4:x"}, {"dns": ":53"}):
         try:
             config.merge(bad, "esp32c3")
         except config.ConfigError:
