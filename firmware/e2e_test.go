@@ -1,4 +1,4 @@
-package firmware
+package firmware_test
 
 import (
 	"bytes"

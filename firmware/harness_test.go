@@ -1,4 +1,4 @@
-package firmware
+package firmware_test
 
 import (
 	"bytes"
@@ -11,14 +11,17 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/uartproxy/uartproxy/internal/cli"
 	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/sys/unix"
 )
@@ -31,45 +34,48 @@ import (
 
 const python = "/usr/bin/python3"
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildBin  string
-	buildErr  error
-)
+// execEnv makes the test binary run uartproxy's command line instead of
+// the tests (see TestMain), so the end-to-end tests need no separate build
+// of cmd/uartproxy: a cold `go build` of it takes over a minute on a
+// 2-core machine, while the test binary already links every package.
+const execEnv = "UARTPROXY_FWTEST_EXEC"
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
+	if os.Getenv(execEnv) == "1" {
+		os.Exit(runUartproxy())
 	}
-	os.Exit(code)
+	os.Exit(m.Run())
 }
 
-// uartproxyBin builds cmd/uartproxy once per test binary, or returns
-// $UARTPROXY_TEST_BIN when set (a binary built elsewhere, e.g. while the
-// shared work tree does not build).
-func uartproxyBin(t *testing.T) string {
+// runUartproxy is cmd/uartproxy's main: the root command with the process's
+// arguments, stopped by SIGINT or SIGTERM.
+func runUartproxy() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := cli.NewRoot()
+	root.SetArgs(os.Args[1:])
+	if err := root.ExecuteContext(ctx); err != nil && ctx.Err() == nil {
+		fmt.Fprintln(os.Stderr, "uartproxy:", err)
+		return 1
+	}
+	return 0
+}
+
+// uartproxyCmd returns the command that runs uartproxy: this test binary
+// in uartproxy mode, or $UARTPROXY_TEST_BIN when set (a binary built from
+// cmd/uartproxy, e.g. `go build -o /tmp/uartproxy ./cmd/uartproxy`).
+func uartproxyCmd(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
 	if p := os.Getenv("UARTPROXY_TEST_BIN"); p != "" {
-		return p
+		return exec.Command(p, args...)
 	}
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "fwtest")
-		if buildErr != nil {
-			return
-		}
-		buildBin = filepath.Join(buildDir, "uartproxy")
-		cmd := exec.Command("go", "build", "-o", buildBin, "./cmd/uartproxy")
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/uartproxy: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return buildBin
+	cmd := exec.Command(self, args...)
+	cmd.Env = append(os.Environ(), execEnv+"=1")
+	return cmd
 }
 
 func needPython(t *testing.T) {
@@ -264,11 +270,10 @@ func freePort(t *testing.T, network string) int {
 // for /healthz to answer 200 (the ESP32 is connected).
 func startServe(t *testing.T, path string, metrics int, args ...string) *syncBuf {
 	t.Helper()
-	bin := uartproxyBin(t)
 	out := &syncBuf{}
 	all := append([]string{"serve", "--port", path, "--baud", "921600", "--flow", "none",
 		"--metrics", fmt.Sprintf("127.0.0.1:%d", metrics), "--log-format", "json"}, args...)
-	cmd := exec.Command(bin, all...)
+	cmd := uartproxyCmd(t, all...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -449,13 +449,15 @@ class App:
                 self.sess.event(d)
 
     def housekeeping(self):
-        now = ticks_ms()
+        now = self.last_tick
+        self.uptime_ms()  # often enough that ticks never wrap between calls
         every = self.c["stats_ms"]
         if every and ticks_diff(now, self.last_stats) >= every:
             self.last_stats = now
             self.log("stats: link %r drops %r rto %d srtt %d cwnd %.1f out %d; mux %r; free %d"
                      % (self.link.counters, self.link.stats, self.link.rto, self.link.srtt,
                         self.link.cwnd, self.link.outstanding(), self.sess.counters, mem_free()))
+        now = ticks_ms()
         if ticks_diff(now, self.last_gc) > 5000 and self.link.outstanding() == 0:
             self.last_gc = now
             gc.collect()
