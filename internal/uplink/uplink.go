@@ -152,17 +152,6 @@ type Status struct {
 	Reboots uint64 // device restarts seen (new session id from the device)
 }
 
-// device is one opened port with the stack on it.
-type device interface {
-	Session() *mux.Session
-	LinkStats() link.Stats
-	// Done is closed when the port is lost; nil if it cannot be.
-	Done() <-chan struct{}
-	Err() error
-	FlowControl() bool
-	Close() error
-}
-
 // Uplink is the host's lasting connection to its ESP32.
 type Uplink struct {
 	cfg  Config
@@ -231,7 +220,7 @@ func (u *Uplink) Up() bool {
 	if dev == nil {
 		return false
 	}
-	_, ok := dev.Session().Peer()
+	_, _, ok := dev.up()
 	return ok
 }
 
@@ -244,21 +233,21 @@ func (u *Uplink) Stats() (link.Stats, mux.Stats) {
 	ls.Dropped = cloneMap(ls.Dropped)
 	ms.Failed = cloneMap(ms.Failed)
 	if u.dev != nil {
-		cur := u.dev.LinkStats()
+		cur := u.dev.linkStats()
 		addLink(&ls, cur)
 		ls.SRTT, ls.RTO, ls.InFlight, ls.CongestionWindow = cur.SRTT, cur.RTO, cur.InFlight, cur.CongestionWindow
 		ls.Established, ls.Window, ls.MaxPayload = cur.Established, cur.Window, cur.MaxPayload
 		ls.LocalSession, ls.PeerSession, ls.LastIncompatibility = cur.LocalSession, cur.PeerSession, cur.LastIncompatibility
-		cm := u.dev.Session().Stats()
+		cm := u.dev.muxStats()
 		addMux(&ms, cm)
 		ms.StreamsOpen = cm.StreamsOpen
 	}
 	return ls, ms
 }
 
-// session returns the mux session once the handshake is up, waiting up to
-// DialWait (and ctx) for it.
-func (u *Uplink) session(ctx context.Context) (*mux.Session, error) {
+// device returns the current device once streams can be opened, waiting
+// up to DialWait (and ctx) for it.
+func (u *Uplink) device(ctx context.Context) (device, error) {
 	wctx, cancel := context.WithTimeout(ctx, u.cfg.DialWait)
 	defer cancel()
 	for {
@@ -269,12 +258,11 @@ func (u *Uplink) session(ctx context.Context) (*mux.Session, error) {
 			return nil, &DownError{State: st.State, Reason: "uplink closed"}
 		}
 		if dev != nil {
-			s := dev.Session()
-			err := s.WaitUp(wctx)
+			err := dev.waitUp(wctx)
 			if err == nil {
-				return s, nil
+				return dev, nil
 			}
-			if errors.Is(err, mux.ErrSessionClosed) {
+			if errors.Is(err, errReplaced) {
 				// Being replaced: wait for the supervisor's next step.
 				select {
 				case <-ch:
@@ -327,12 +315,8 @@ func (e *DownError) Timeout() bool { return false }
 // DialContext opens a TCP connection from the ESP32 to address; names are
 // resolved on the ESP32. Its signature is (*net.Dialer).DialContext's.
 func (u *Uplink) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
-	return retry(u, ctx, "dial", network, func(s *mux.Session) (net.Conn, error) {
-		c, err := s.Dial(ctx, network, address)
-		if err != nil {
-			return nil, dnsError(err, address)
-		}
-		return c, nil
+	return retry(u, ctx, "dial", network, func(d device) (net.Conn, error) {
+		return d.dial(ctx, network, address, nil)
 	})
 }
 
@@ -341,14 +325,14 @@ func (u *Uplink) DialContext(ctx context.Context, network, address string) (net.
 // open never completed, so trying again on the next session is safe.
 const openAttempts = 3
 
-func retry[T any](u *Uplink, ctx context.Context, op, network string, open func(*mux.Session) (T, error)) (T, error) {
+func retry[T any](u *Uplink, ctx context.Context, op, network string, open func(device) (T, error)) (T, error) {
 	var zero T
 	for attempt := 1; ; attempt++ {
-		s, err := u.session(ctx)
+		d, err := u.device(ctx)
 		if err != nil {
 			return zero, &net.OpError{Op: op, Net: network, Err: err}
 		}
-		v, err := open(s)
+		v, err := open(d)
 		if err == nil || attempt == openAttempts || !errors.Is(err, syscall.ENETRESET) || ctx.Err() != nil {
 			return v, err
 		}
@@ -357,12 +341,8 @@ func retry[T any](u *Uplink, ctx context.Context, op, network string, open func(
 
 // DialTLS opens a TCP connection wrapped in TLS on the ESP32.
 func (u *Uplink) DialTLS(ctx context.Context, address string, tls mux.TLSOptions) (net.Conn, error) {
-	return retry(u, ctx, "dial", "tcp", func(s *mux.Session) (net.Conn, error) {
-		st, err := s.DialStream(ctx, "tcp", address, mux.DialOptions{TLS: &tls})
-		if err != nil {
-			return nil, dnsError(err, address)
-		}
-		return st, nil
+	return retry(u, ctx, "dial", "tcp", func(d device) (net.Conn, error) {
+		return d.dial(ctx, "tcp", address, &tls)
 	})
 }
 
@@ -370,24 +350,16 @@ func (u *Uplink) DialTLS(ctx context.Context, address string, tls mux.TLSOptions
 // any). Its signature is (*net.ListenConfig).ListenPacket's; WriteTo takes
 // any net.Addr whose String is host:port, names included.
 func (u *Uplink) ListenPacket(ctx context.Context, network, address string) (net.PacketConn, error) {
-	return retry(u, ctx, "listen", network, func(s *mux.Session) (net.PacketConn, error) {
-		pc, err := s.ListenPacket(ctx, network, address)
-		if err != nil {
-			return nil, err
-		}
-		return pc, nil
+	return retry(u, ctx, "listen", network, func(d device) (net.PacketConn, error) {
+		return d.listenPacket(ctx, network, address)
 	})
 }
 
 // Listen opens a TCP listener on the ESP32. Its signature is
 // (*net.ListenConfig).Listen's.
 func (u *Uplink) Listen(ctx context.Context, network, address string) (net.Listener, error) {
-	return retry(u, ctx, "listen", network, func(s *mux.Session) (net.Listener, error) {
-		ln, err := s.Listen(ctx, network, address, 0)
-		if err != nil {
-			return nil, err
-		}
-		return ln, nil
+	return retry(u, ctx, "listen", network, func(d device) (net.Listener, error) {
+		return d.listen(ctx, network, address)
 	})
 }
 
@@ -405,42 +377,20 @@ func (u *Uplink) LookupNetIP(ctx context.Context, network, host string) ([]netip
 	case "ip6":
 		family = 6
 	}
-	s, err := u.session(ctx)
+	d, err := u.device(ctx)
 	if err != nil {
 		return nil, &net.DNSError{Err: err.Error(), Name: host, IsTemporary: true}
 	}
-	addrs, err := s.Resolve(ctx, host, family)
-	if err != nil {
-		if mux.CodeOf(err) == message.CodeDNS {
-			return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
-		}
-		return nil, &net.DNSError{Err: err.Error(), Name: host, IsTimeout: errors.Is(err, mux.ErrTimeout), IsTemporary: true}
-	}
-	return addrs, nil
+	return d.lookup(ctx, family, host)
 }
 
 // Info asks the device for its state now.
 func (u *Uplink) Info(ctx context.Context) (message.Info, error) {
-	s, err := u.session(ctx)
+	d, err := u.device(ctx)
 	if err != nil {
 		return message.Info{}, err
 	}
-	return s.Info(ctx)
-}
-
-// dnsError turns the device's "could not resolve" into a *net.DNSError so
-// callers that know only the standard library recognise it.
-func dnsError(err error, address string) error {
-	if mux.CodeOf(err) != message.CodeDNS {
-		return err
-	}
-	host, _, _ := net.SplitHostPort(address)
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		return &net.OpError{Op: oe.Op, Net: oe.Net, Addr: oe.Addr,
-			Err: &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}}
-	}
-	return &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	return d.info(ctx)
 }
 
 // run is the supervisor: open, watch, reopen.
@@ -509,13 +459,14 @@ func (u *Uplink) open() (device, error) {
 		if err != nil {
 			return nil, err
 		}
-		return bedDevice{b}, nil
+		return &nativeDevice{s: b.Host, l: b.HostLink, flow: b.HostPort.FlowControl,
+			close: func() error { b.Close(); return nil }, rebootFn: b.Device.Reboot}, nil
 	}
 	h, err := hostlink.Open(hostlink.Config{Port: u.cfg.Port, Logger: u.log, Mirror: u.cfg.Mirror})
 	if err != nil {
 		return nil, err
 	}
-	return hostDevice{h}, nil
+	return &nativeDevice{s: h.Session(), l: h.Link(), flow: h.Port().FlowControl, close: h.Close}, nil
 }
 
 // watch runs while dev is open. It returns true when Close was called.
@@ -532,7 +483,7 @@ func (u *Uplink) watch(dev device) bool {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	var infoAt time.Time
-	var restarts uint64 = dev.LinkStats().PeerRestarts
+	var restarts uint64 = dev.linkStats().PeerRestarts
 	var waitingSince = time.Now()
 	var warnedSilent bool
 	var flushedAt time.Time
@@ -550,9 +501,9 @@ func (u *Uplink) watch(dev device) bool {
 			u.mu.Unlock()
 		case <-tick.C:
 		}
-		peer, up := dev.Session().Peer()
+		peer, maxPayload, up := dev.up()
 		st := u.Status()
-		ls := dev.LinkStats()
+		ls := dev.linkStats()
 		if ls.PeerRestarts != restarts {
 			u.log.Warn().Msg("the ESP32 restarted; its streams were reset")
 			u.mu.Lock()
@@ -562,9 +513,9 @@ func (u *Uplink) watch(dev device) bool {
 		}
 		switch {
 		case up && st.State != StateUp:
-			u.log.Info().Str("firmware", peer.Peer.Firmware).Uint("max_streams", peer.Peer.MaxStreams).
-				Int("max_payload", peer.MaxPayload).Msg("ESP32 connected")
-			u.setState(func(s *Status) { s.State = StateUp; s.Peer = peer.Peer; s.LastError = "" })
+			u.log.Info().Str("firmware", peer.Firmware).Uint("max_streams", peer.MaxStreams).
+				Int("max_payload", maxPayload).Msg("ESP32 connected")
+			u.setState(func(s *Status) { s.State = StateUp; s.Peer = peer; s.LastError = "" })
 			infoAt = time.Time{}
 			warnedSilent = false
 		case !up && st.State == StateUp:
@@ -589,16 +540,16 @@ func (u *Uplink) watch(dev device) bool {
 		}
 		if up && time.Since(infoAt) >= u.cfg.InfoInterval {
 			infoAt = time.Now()
-			go func(s *mux.Session) {
+			go func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				defer cancel()
-				if info, err := s.Info(ctx); err == nil {
+				if info, err := dev.info(ctx); err == nil {
 					select {
 					case infoCh <- info:
 					default:
 					}
 				}
-			}(dev.Session())
+			}()
 		}
 	}
 }
@@ -609,7 +560,7 @@ func (u *Uplink) retire(dev device) {
 	if u.cfg.Mirror != nil {
 		u.cfg.Mirror.Flush()
 	}
-	ls, ms := dev.LinkStats(), dev.Session().Stats()
+	ls, ms := dev.linkStats(), dev.muxStats()
 	u.mu.Lock()
 	addLink(&u.pastLink, ls)
 	addMux(&u.pastMux, ms)
@@ -672,35 +623,17 @@ func jitter(d time.Duration) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-type hostDevice struct{ h *hostlink.Host }
-
-func (d hostDevice) Session() *mux.Session { return d.h.Session() }
-func (d hostDevice) LinkStats() link.Stats { return d.h.Link().Stats() }
-func (d hostDevice) Done() <-chan struct{} { return d.h.Done() }
-func (d hostDevice) Err() error            { return d.h.Err() }
-func (d hostDevice) FlowControl() bool     { return d.h.Port().FlowControl() }
-func (d hostDevice) Close() error          { return d.h.Close() }
-
-type bedDevice struct{ b *testbed.Bed }
-
-func (d bedDevice) Session() *mux.Session { return d.b.Host }
-func (d bedDevice) LinkStats() link.Stats { return d.b.HostLink.Stats() }
-func (d bedDevice) Done() <-chan struct{} { return d.b.HostLink.Done() }
-func (d bedDevice) Err() error            { return d.b.HostLink.Err() }
-func (d bedDevice) FlowControl() bool     { return d.b.HostPort.FlowControl() }
-func (d bedDevice) Close() error          { d.b.Close(); return nil }
-
 // RebootEmulated restarts the emulated ESP32 (tests, SIGUSR1 in serve
 // --emulate). It fails when the uplink does not run an emulator.
 func (u *Uplink) RebootEmulated() error {
 	u.mu.Lock()
 	dev := u.dev
 	u.mu.Unlock()
-	b, ok := dev.(bedDevice)
+	r, ok := dev.(interface{ reboot() error })
 	if !ok {
-		return errors.New("uplink: not an emulated device")
+		return errors.New("uplink: no emulated device running now")
 	}
-	return b.b.Device.Reboot()
+	return r.reboot()
 }
 
 func addLink(dst *link.Stats, s link.Stats) {
