@@ -3,6 +3,7 @@ package firmware_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -208,4 +209,62 @@ func TestServeThroughFirmwareNoisyLine(t *testing.T) {
 		t.Error("no CRC error counter in metrics")
 	}
 	t.Logf("bytes damaged by the relay: %d", r.relay.damaged.Load())
+}
+
+// TestBenchThroughFirmware runs `uartproxy bench` against the firmware:
+// ECHO round trips, the discard and source services (the host checks every
+// byte of the source pattern) and a baud sweep, which drives SET_BAUD and
+// BAUD_COMMIT (§5.7) on the device. A pty ignores the rate, so the figures
+// mean nothing; that every phase ends "ok" does.
+func TestBenchThroughFirmware(t *testing.T) {
+	needPython(t)
+	host, board := newPty(t), newPty(t)
+	startRelay(t, host.master, board.master, 0, 1)
+	dev := startFirmware(t, board.path, map[string]any{"ssid": "lab", "password": "x", "flow": "none"}, nil)
+	cmd := uartproxyCmd(t, "bench", "--port", host.path, "--flow", "none", "--duration", "200ms",
+		"--sweep-baud", "115200,921600", "--json")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	var res struct {
+		Steps []struct {
+			Baud   int
+			Report struct {
+				Phases []struct {
+					Name string
+					Down *struct {
+						VerifiedBytes int64 `json:"verified_bytes"`
+					}
+				}
+				Verdict string
+			}
+		}
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, `{"steps"`) {
+			if err := json.Unmarshal([]byte(l), &res); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if len(res.Steps) != 2 {
+		t.Fatalf("want 2 steps (one per baud), got %d:\n%s", len(res.Steps), out)
+	}
+	for _, st := range res.Steps {
+		var names []string
+		for _, ph := range st.Report.Phases {
+			names = append(names, ph.Name)
+			if ph.Down != nil && ph.Down.VerifiedBytes == 0 {
+				t.Errorf("%d baud, %s: no source bytes verified", st.Baud, ph.Name)
+			}
+		}
+		if strings.Join(names, ",") != "echo,up,down,both" {
+			t.Errorf("%d baud: phases %v", st.Baud, names)
+		}
+		t.Logf("%d baud: %s", st.Baud, st.Report.Verdict)
+	}
+	if log := dev.out.String(); !strings.Contains(log, "baud 115200 committed") || !strings.Contains(log, "baud 921600 committed") {
+		t.Errorf("the device did not commit both switches:\n%s", log)
+	}
 }
