@@ -108,6 +108,8 @@ def boot_budget(c, free):
         p //= 2
     # Send window: W frames kept whole; the reorder buffer holds up to W-1.
     w = max(2, min(c["window"], (avail * 35 // 100) // (2 * (p + 14))))
+    while w & (w - 1):  # a power of two (link.py indexes slots by seq mod W)
+        w &= w - 1
     link_cost = w * (p + 14) + (w - 1) * p + 4 * (p + 16)
     left = max(0, avail - link_cost)
     sw = c["stream_window"]

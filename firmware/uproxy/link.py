@@ -106,7 +106,13 @@ class Link:
         self.flow = flow
         self.log = log or (lambda *a: None)
         self.own_payload = hello[6]
-        self.own_window = min(hello[7], MAX_WINDOW)
+        # Slots are indexed by seq mod the slot count; a power of two divides
+        # 2^16, so the mapping stays one-to-one across the wrap (§6.1).
+        w = 1
+        while w * 2 <= min(hello[7], MAX_WINDOW):
+            w *= 2
+        self.own_window = w
+        hello[7] = w
         self.baud = hello.get(13, 0)
         self.mine = new_session_id()
         self.peer = 0  # peer session as last seen

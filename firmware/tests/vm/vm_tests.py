@@ -709,6 +709,29 @@ def test_hostile_messages_never_raise():
     check(sent > 200, "messages sent")
 
 
+def test_window_is_a_power_of_two_across_the_wrap():
+    # Slots are indexed by seq mod W: with W = 11, frames 65531 and 4 would
+    # share a slot. The link rounds its window down to a power of two.
+    r = Rig(window=11)
+    eq(r.link.own_window, 8, "rounded down")
+    r.handshake()
+    r.link.rcv_nxt = 65532
+    r.seq = 65532
+    order = [65533, 65535, 0, 1, 2, 65532, 65534]  # holes, then filled
+    for s in order:
+        r.send([M.REQUEST, s, M.OP_ECHO, b"w"], seq=s)
+    r.pump()
+    ids = []
+    for (t, fl, seq, ack, sack), p in r.frames():
+        if t == fr.DATA:
+            i = 0
+            while i < len(p):
+                m, i = cbor.decode(p, i, len(p))
+                ids.append(m[1])
+    eq(ids, [65532, 65533, 65534, 65535, 0, 1, 2], "each delivered once, in seq order")
+    eq(r.link.rcv_nxt, 3, "expect after the wrap")
+
+
 def test_sequence_wrap():
     r = Rig(window=4)
     r.handshake()
@@ -852,6 +875,7 @@ def test_boot_budget_fits_the_heap():
     for free in (300000, 160000, 100000, 60000, 30000):
         b = app.boot_budget(c, free)
         check(256 <= b["max_payload"] <= 2048 and 2 <= b["window"] <= 16, "%d: %r" % (free, b))
+        check(b["window"] & (b["window"] - 1) == 0, "window a power of two: %r" % (b,))
         cost = (b["window"] * 2 * (b["max_payload"] + 14) + b["max_streams"] * (b["stream_window"] + 1024))
         check(cost <= max(free - 24 * 1024, 0) or b["max_streams"] == 1, "%d: %r costs %d" % (free, b, cost))
     eq(app.boot_budget(c, 10 ** 7), {"max_payload": 2048, "window": 16, "max_streams": 16,
