@@ -212,6 +212,9 @@ class Session:
                 self._bad(t, m, M.NO_MEMORY, "no memory")
             except _Bad as e:
                 self._bad(t, m, M.PROTOCOL, e.args[0] if e.args else "malformed")
+            except Exception as e:  # a bug or a socket surprise: reset that stream only (§13.8)
+                self.log("message %d: %r" % (t, e))
+                self._bad(t, m, M.INTERNAL, "internal error")
 
     def _bad(self, t, m, code, reason):
         self.counters["proto_errors"] += 1
