@@ -13,6 +13,7 @@ import sys
 
 from . import VERSION
 from . import config as cfgmod
+from . import conn
 from . import dns as dnsmod
 from . import link as lk
 from . import msg as M
@@ -143,7 +144,7 @@ class App:
         self.wifi = wifi.WiFi(wlan, c["ssid"], c["password"], c["hostname"], self.log, network)
         self.poller = select.poll()
         self.resolver = net.Resolver(online=self._online, feed=self.feed)
-        self.net = net.Net(self.poller, self.resolver, c["connect_timeout_ms"], c["ca_file"] or None,
+        self.net = conn.Net(self.poller, self.resolver, c["connect_timeout_ms"], c["ca_file"] or None,
                            c["max_tls"], self.log, can_send=self._can_send)
         feats = M.F_TCP | M.F_UDP | M.F_LISTEN | M.F_SERVICE | M.F_RESOLVE | M.F_INFO | M.F_BAUD
         if c["max_tls"] and self._has_ssl():

@@ -3,8 +3,8 @@
 # stream table and fills outgoing DATA payloads: control messages first,
 # then CREDIT, then stream data round robin (§6.7).
 #
-# Endpoints do the I/O of a stream (net.TcpConn, net.UdpConn, net.Listener,
-# the services below). An endpoint provides:
+# Endpoints do the I/O of a stream (conn.TcpConn, conn.UdpConn,
+# conn.Listener, the services of services.py). An endpoint provides:
 #   on_data(mv) -> bytes consumed now (it keeps the rest, copied, and calls
 #                  session.consumed(st, n) as it gets rid of them)
 #   on_fin()       the host will send no more DATA
@@ -13,9 +13,10 @@
 #   read_into(mv) -> n > 0 bytes written, 0 nothing now, -1 end of stream
 #   next_dgram() -> (host, port, bytes) or None, UDP only; peek_dgram too
 #   close()        forget the stream, free its sockets
-# Backends (net.Net, the services) open them; the Session answers.
+# Backends (conn.Net, the services) open them; the Session answers.
 from . import cbor
 from . import msg as M
+from .services import service
 
 # Stream states (§8.3)
 OPENING = 0
@@ -552,106 +553,3 @@ class _Bad(Exception):
 def _need(m, n):
     if len(m) < n:
         raise _Bad("missing elements")
-
-
-# -- SERVICE endpoints (§7.14) ---------------------------------------------
-
-ECHO = "echo"
-DISCARD = "discard"
-SOURCE = "source"
-
-_pattern = None
-
-
-def source_pattern():
-    """Bytes i mod 251 for i in 0 .. 251*10: any 2048-byte window at any
-    phase is a slice of it."""
-    global _pattern
-    if _pattern is None:
-        p = bytearray(251 * 10)
-        for i in range(251):
-            p[i] = i
-        one = bytes(p[:251])
-        for k in range(1, 10):
-            p[251 * k:251 * (k + 1)] = one
-        _pattern = bytes(p)
-    return _pattern
-
-
-def service(sess, st, name):
-    if name == ECHO:
-        return Echo(sess, st)
-    if name == DISCARD:
-        return Discard(sess, st)
-    if name == SOURCE:
-        return Source(sess, st)
-    return None
-
-
-class Discard:
-    def __init__(self, sess, st):
-        self.sess, self.st = sess, st
-
-    def on_data(self, mv):
-        return len(mv)
-
-    def on_fin(self):
-        self.sess.eof(self.st)
-
-    def ready(self):
-        return False
-
-    def read_into(self, mv):
-        return 0
-
-    def close(self):
-        pass
-
-
-class Echo(Discard):
-    # Credit comes back only once the bytes have been echoed, so the
-    # buffer is bounded by the stream window (§7.14).
-    def __init__(self, sess, st):
-        Discard.__init__(self, sess, st)
-        self.buf = bytearray()
-        self.fin = False
-
-    def on_data(self, mv):
-        self.buf.extend(mv)
-        return 0
-
-    def on_fin(self):
-        self.fin = True
-
-    def ready(self):
-        return bool(self.buf) or self.fin
-
-    def read_into(self, mv):
-        n = min(len(mv), len(self.buf))
-        if n == 0:
-            return -1 if self.fin else 0
-        mv[:n] = self.buf[:n]
-        self.buf = self.buf[n:]
-        self.sess.consumed(self.st, n)
-        return n
-
-
-class Source(Discard):
-    def __init__(self, sess, st):
-        Discard.__init__(self, sess, st)
-        self.pat = source_pattern()
-        self.stop = False
-
-    def on_fin(self):
-        self.stop = True
-
-    def ready(self):
-        return True
-
-    def read_into(self, mv):
-        if self.stop:
-            return -1
-        n = min(len(mv), 251 * 9)
-        o = self.st.sent % 251
-        mv[:n] = memoryview(self.pat)[o:o + n]
-        return n
