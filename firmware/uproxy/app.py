@@ -67,10 +67,11 @@ def make_uart(c, rxbuf, txbuf):
     from machine import UART
     kw = {"baudrate": c["baud"], "tx": c["tx"], "rx": c["rx"], "rxbuf": rxbuf, "txbuf": txbuf,
           "timeout": 0, "timeout_char": 0}
-    if c["flow"] == "rtscts" and c["rts"] >= 0 and c["cts"] >= 0:
+    if c["rts"] >= 0 and c["cts"] >= 0:
+        # Pins always assigned, so SET_BAUD can turn RTS/CTS on later (§5.7).
         kw["rts"] = c["rts"]
         kw["cts"] = c["cts"]
-        kw["flow"] = UART.RTS | UART.CTS
+        kw["flow"] = (UART.RTS | UART.CTS) if c["flow"] == "rtscts" else 0
     return UART(c["uart"], **kw)
 
 
