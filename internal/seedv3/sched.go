@@ -41,11 +41,11 @@ func (n *Net) run() {
 			n.housekeep()
 			continue
 		}
-		s, w, busy, nextDue := n.pick(now)
+		t := n.pick(now)
 		n.mu.Lock()
 		jobs := len(n.jobs)
 		var j *job
-		if jobs > 0 && (s == nil || !n.lastWasJob) {
+		if jobs > 0 && (t.s == nil || !n.lastWasJob) {
 			j = n.jobs[0]
 			n.jobs = n.jobs[1:]
 		}
@@ -55,14 +55,15 @@ func (n *Net) run() {
 			n.lastWasJob = true
 			continue
 		}
-		if s != nil {
+		if t.s != nil {
 			n.lastWasJob = false
-			n.serve(s, w, busy-1+jobs, nextDue)
+			t.others += jobs
+			n.serve(t)
 			continue
 		}
 		wake := n.nextPing
-		if !nextDue.IsZero() && nextDue.Before(wake) {
-			wake = nextDue
+		if !t.nextDue.IsZero() && t.nextDue.Before(wake) {
+			wake = t.nextDue
 		}
 		idle.Reset(time.Until(wake))
 		select {
@@ -99,10 +100,23 @@ func (n *Net) call(ctx context.Context, op string, args map[string]any) (any, er
 	return r, err
 }
 
-// pick compacts the ring and returns the first socket after the cursor
-// that has work, what that is, how many sockets have work, and the
-// earliest time a socket without work will have some.
-func (n *Net) pick(now time.Time) (chosen *sock, w work, busy int, nextDue time.Time) {
+// turn is what the scheduler does next with one socket, and what it
+// knows about the others.
+type turn struct {
+	s       *sock
+	w       work
+	others  int       // other sockets with work now, plus queued jobs
+	shared  bool      // another socket moved data within sharedHold
+	nextDue time.Time // the earliest poll due among sockets without work
+}
+
+// sharedHold is how long after another socket moved data a read poll
+// still asks for SharedRecv bytes at most.
+const sharedHold = time.Second
+
+// pick compacts the ring and returns the turn of the first socket after
+// the cursor that has work (none: t.s is nil).
+func (n *Net) pick(now time.Time) (t turn) {
 	kept, cur := n.ring[:0], -1
 	for i, s := range n.ring {
 		if !s.gone {
@@ -118,26 +132,34 @@ func (n *Net) pick(now time.Time) (chosen *sock, w work, busy int, nextDue time.
 		cur = len(kept) - 1
 	}
 	n.cursor = cur
-	chosenAt := -1
+	chosenAt, busy, recent := -1, 0, 0
 	for i := 1; i <= len(n.ring); i++ {
 		idx := (n.cursor + i) % len(n.ring)
 		s := n.ring[idx]
+		if now.Sub(s.lastData) < sharedHold {
+			recent++
+		}
 		wk, due := n.workOf(s, now)
 		if wk == workNone {
-			if !due.IsZero() && (nextDue.IsZero() || due.Before(nextDue)) {
-				nextDue = due
+			if !due.IsZero() && (t.nextDue.IsZero() || due.Before(t.nextDue)) {
+				t.nextDue = due
 			}
 			continue
 		}
 		busy++
-		if chosen == nil {
-			chosen, w, chosenAt = s, wk, idx
+		if t.s == nil {
+			t.s, t.w, chosenAt = s, wk, idx
 		}
 	}
-	if chosen != nil {
+	if t.s != nil {
 		n.cursor = chosenAt
+		t.others = busy - 1
+		if now.Sub(t.s.lastData) < sharedHold {
+			recent--
+		}
+		t.shared = recent > 0
 	}
-	return chosen, w, busy, nextDue
+	return t
 }
 
 // workOf decides a socket's turn: a queued write, or a read poll that is
@@ -191,23 +213,30 @@ func (n *Net) workOf(s *sock, now time.Time) (work, time.Time) {
 // minRoom is the free receive buffer below which a Conn is not polled.
 func (n *Net) minRoom() int { return min(n.maxRecv, n.cfg.RecvBuffer/4) }
 
-// pollTimeout is the timeout_ms of a read poll: short when others have
-// work, else LongPoll, cut to end when another socket's poll or the next
-// ping is due.
-func (n *Net) pollTimeout(others int, nextDue time.Time) int64 {
-	if others > 0 {
-		return max(n.cfg.ShortPoll.Milliseconds(), 1)
+// pollTimeout is the timeout_ms of a read poll. LongPoll only when the
+// socket is the only one with work, has nothing queued to write, and
+// either a stream is flowing (its last poll filled at least half the
+// request) or it awaits an answer (it wrote since data last came): then
+// the device answers as soon as data arrives. It is cut to end when
+// another socket's poll or the next ping is due. Otherwise ShortPoll: a
+// blocking poll would hold up every other socket, and the socket's own
+// next write.
+func (n *Net) pollTimeout(t turn, ownWrites bool) int64 {
+	short := max(n.cfg.ShortPoll.Milliseconds(), 1)
+	if t.others > 0 || ownWrites || !(t.s.hot || t.s.awaiting) {
+		return short
 	}
-	t := n.cfg.LongPoll
-	if !nextDue.IsZero() {
-		t = min(t, time.Until(nextDue))
+	d := n.cfg.LongPoll
+	if !t.nextDue.IsZero() {
+		d = min(d, time.Until(t.nextDue))
 	}
-	t = min(t, time.Until(n.nextPing))
-	return max(t.Milliseconds(), n.cfg.ShortPoll.Milliseconds(), 1)
+	d = min(d, time.Until(n.nextPing))
+	return max(d.Milliseconds(), short)
 }
 
 // idle backs a socket's polls off after an empty one.
 func (n *Net) idle(s *sock) {
+	s.hot, s.awaiting = false, false
 	s.backoff = min(max(2*s.backoff, n.cfg.MinIdle), n.cfg.MaxIdle)
 	s.nextPoll = time.Now().Add(s.backoff)
 	n.count(func(st *NetStats) { st.EmptyPolls++ })
@@ -218,33 +247,41 @@ func (n *Net) idle(s *sock) {
 func (s *sock) active() {
 	s.backoff = 0
 	s.nextPoll = time.Now()
+	s.lastData = s.nextPoll
 }
 
-// serve runs one turn of s.
-func (n *Net) serve(s *sock, w work, others int, nextDue time.Time) {
-	if w == workClose {
+// serve runs one turn.
+func (n *Net) serve(t turn) {
+	s := t.s
+	if t.w == workClose {
 		n.closeSock(s)
 		return
 	}
 	switch s.kind {
 	case kindConn:
-		if w == workWrite {
-			n.connWrite(s)
-		} else {
-			n.connRead(s, others, nextDue)
+		if t.w == workRead {
+			n.connRead(t)
+		} else if n.connWrite(s) {
+			// The burst is out; an answer usually follows. Look now,
+			// in the same turn, and keep looking from MinIdle on.
+			s.hot, s.awaiting, s.backoff = false, true, 0
+			n.connRead(t)
 		}
 	case kindListener:
-		n.accept(s, others, nextDue)
+		n.accept(t)
 	case kindPacket:
-		if w == workWrite {
-			n.sendTo(s)
-		} else {
-			n.recvFrom(s, others, nextDue)
+		if t.w == workRead {
+			n.recvFrom(t)
+		} else if n.sendTo(s) {
+			s.hot, s.awaiting, s.backoff = false, true, 0
+			n.recvFrom(t)
 		}
 	}
 }
 
-func (n *Net) connWrite(s *sock) {
+// connWrite sends one chunk of s's queue and reports whether that
+// emptied it.
+func (n *Net) connWrite(s *sock) bool {
 	s.mu.Lock()
 	k := min(s.wq.Len(), n.maxSend)
 	chunk := make([]byte, k)
@@ -254,7 +291,7 @@ func (n *Net) connWrite(s *sock) {
 	r, err := n.call(n.ctx, OpSockSend, map[string]any{"sid": s.sid, "data": chunk})
 	if err != nil {
 		n.sockErr(s, err)
-		return
+		return false
 	}
 	m, _ := r.(map[string]any)
 	sent, ok := asInt(m["n"])
@@ -263,21 +300,29 @@ func (n *Net) connWrite(s *sock) {
 	}
 	s.mu.Lock()
 	s.wq.Next(int(sent))
+	empty := s.wq.Len() == 0
 	s.mu.Unlock()
 	notify(s.wnotify)
-	s.active()
+	s.lastData = time.Now()
 	n.count(func(st *NetStats) { st.BytesUp += uint64(sent) })
+	return empty
 }
 
-func (n *Net) connRead(s *sock, others int, nextDue time.Time) {
+func (n *Net) connRead(t turn) {
+	s := t.s
 	s.mu.Lock()
 	room := n.cfg.RecvBuffer - s.rbuf.Len()
+	ownWrites := s.wq.Len() > 0
+	skip := s.closed || s.closing || s.eof || room < n.minRoom()
 	s.mu.Unlock()
+	if skip {
+		return
+	}
 	want := min(room, n.maxRecv)
-	if others > 0 {
+	if t.others > 0 || t.shared {
 		want = min(want, n.cfg.SharedRecv)
 	}
-	args := map[string]any{"sid": s.sid, "n": want, "timeout_ms": n.pollTimeout(others, nextDue)}
+	args := map[string]any{"sid": s.sid, "n": want, "timeout_ms": n.pollTimeout(t, ownWrites)}
 	if s.tls {
 		args["ssl"] = true
 	}
@@ -303,14 +348,16 @@ func (n *Net) connRead(s *sock, others int, nextDue time.Time) {
 	}
 	if len(data) > 0 {
 		s.active()
+		s.hot, s.awaiting = 2*len(data) >= want, false
 		n.count(func(st *NetStats) { st.BytesDown += uint64(len(data)) })
 	} else if !eof {
 		n.idle(s)
 	}
 }
 
-func (n *Net) accept(s *sock, others int, nextDue time.Time) {
-	r, err := n.call(n.ctx, OpSockAccept, map[string]any{"sid": s.sid, "timeout_ms": n.pollTimeout(others, nextDue)})
+func (n *Net) accept(t turn) {
+	s := t.s
+	r, err := n.call(n.ctx, OpSockAccept, map[string]any{"sid": s.sid, "timeout_ms": n.pollTimeout(t, false)})
 	if err != nil {
 		if n.fatalPollErr(err) {
 			n.sockErr(s, err)
@@ -340,14 +387,17 @@ func (n *Net) accept(s *sock, others int, nextDue time.Time) {
 	}
 	notify(s.rnotify)
 	s.active()
+	s.hot = true
 	n.count(func(st *NetStats) { st.Accepted++ })
 }
 
-func (n *Net) sendTo(s *sock) {
+// sendTo sends the first queued datagram of s and reports whether the
+// queue is empty now.
+func (n *Net) sendTo(s *sock) bool {
 	s.mu.Lock()
 	if len(s.sendq) == 0 {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	d := s.sendq[0]
 	s.sendq = s.sendq[1:]
@@ -363,15 +413,27 @@ func (n *Net) sendTo(s *sock) {
 		if n.fatalPollErr(err) {
 			n.sockErr(s, err)
 		}
-		return
+		return false
 	}
 	d.done <- nil
-	s.active()
+	s.lastData = time.Now()
 	n.count(func(st *NetStats) { st.BytesUp += uint64(len(d.data)) })
+	s.mu.Lock()
+	empty := len(s.sendq) == 0
+	s.mu.Unlock()
+	return empty
 }
 
-func (n *Net) recvFrom(s *sock, others int, nextDue time.Time) {
-	r, err := n.call(n.ctx, OpSockRecvFrom, map[string]any{"sid": s.sid, "n": n.maxDgram, "timeout_ms": n.pollTimeout(others, nextDue)})
+func (n *Net) recvFrom(t turn) {
+	s := t.s
+	s.mu.Lock()
+	ownWrites := len(s.sendq) > 0
+	skip := s.closed || s.closing || len(s.dgrams) >= maxQueuedDgrams
+	s.mu.Unlock()
+	if skip {
+		return
+	}
+	r, err := n.call(n.ctx, OpSockRecvFrom, map[string]any{"sid": s.sid, "n": n.maxDgram, "timeout_ms": n.pollTimeout(t, ownWrites)})
 	s.lastWrite = false
 	if err != nil {
 		if n.fatalPollErr(err) {
@@ -393,6 +455,7 @@ func (n *Net) recvFrom(s *sock, others int, nextDue time.Time) {
 	s.mu.Unlock()
 	notify(s.rnotify)
 	s.active()
+	s.hot, s.awaiting = true, false
 	n.count(func(st *NetStats) { st.BytesDown += uint64(len(data)) })
 }
 

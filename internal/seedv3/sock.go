@@ -43,6 +43,9 @@ type sock struct {
 	backoff   time.Duration // idle-poll backoff; 0 after data
 	nextPoll  time.Time     // no read poll before then
 	lastWrite bool          // the socket's last turn was a write
+	hot       bool          // the last read poll filled half its request: a stream flows
+	awaiting  bool          // it wrote since data last came: an answer is likely
+	lastData  time.Time     // when data last moved either way
 	gone      bool          // removed from the ring
 
 	mu       sync.Mutex
