@@ -157,11 +157,21 @@ func TestHostileHost(t *testing.T) {
 	for i := 0; i < 24; i++ {
 		h.send(message.Message{Type: message.TypeData, SID: 5, Data: big})
 	}
-	waitFor(t, "protocol resets", 10*time.Second, func() bool {
+	protoReset := func(sid uint32) bool {
 		return h.count(func(m message.Message) bool {
-			return m.Type == message.TypeReset && m.Code == message.CodeProtocol && (m.SID == 999999 || m.SID == 1 || m.SID == 5 || m.SID == 3)
-		}) >= 4
-	})
+			return m.Type == message.TypeReset && m.Code == message.CodeProtocol && m.SID == sid
+		}) > 0
+	}
+	// 30 s: a deadline for a hang, generous for a loaded CI machine; on
+	// failure, say which reset is missing.
+	deadline := time.Now().Add(30 * time.Second)
+	for !(protoReset(999999) && protoReset(1) && protoReset(5) && protoReset(3)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("protocol resets after 30 s: unknown sid %v, credit overflow %v, over-credit data %v, sid reuse %v (host link %+v)",
+				protoReset(999999), protoReset(1), protoReset(5), protoReset(3), hl.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 
 	// Oversized and corrupted frames straight onto the wire.
 	hp.Write(slip.AppendEncode(nil, make([]byte, 9000)))
