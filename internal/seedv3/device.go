@@ -245,8 +245,8 @@ func (d *Device) doReboots() bool {
 	}
 	clear(d.cache)
 	d.order = d.order[:0]
-	d.bootUntil = time.Now().Add(d.cfg.BootTime)
-	d.bootAt = d.bootUntil
+	d.bootAt = time.Now() // ticks_ms counts from the reset, through the boot
+	d.bootUntil = d.bootAt.Add(d.cfg.BootTime)
 	d.lastSIDReset()
 	for _, a := range acks {
 		close(a)

@@ -31,13 +31,17 @@ type rig struct {
 
 // newRig starts a rig at baud with RTS/CTS; the test's cleanup stops it.
 func newRig(t testing.TB, baud int, ncfg NetConfig) *rig {
+	return newRigConfig(t, baud, Config{}, ncfg)
+}
+
+func newRigConfig(t testing.TB, baud int, ccfg Config, ncfg NetConfig) *rig {
 	t.Helper()
 	hp, dp := uartemu.New(uartemu.Symmetric(uartemu.Line{Baud: baud, FlowControl: true}))
 	dev, err := NewDevice(dp, DeviceConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := NewClient(hp, Config{})
+	c := NewClient(hp, ccfg)
 	r := &rig{hp: hp, dp: dp, dev: dev, c: c, n: NewNet(c, ncfg)}
 	t.Cleanup(r.close)
 	return r
@@ -195,7 +199,7 @@ func okResp(t testing.TB, result any) []byte {
 // device (a wire) on the other.
 func fakePair(t testing.TB, cfg Config) (*Client, *wire) {
 	t.Helper()
-	hp, dp := uartemu.New(uartemu.Symmetric(uartemu.Line{}))
+	hp, dp := uartemu.New(uartemu.Symmetric(uartemu.Line{FlowControl: true}))
 	c := NewClient(hp, cfg)
 	w := newWire(dp)
 	t.Cleanup(func() {
@@ -216,8 +220,8 @@ type relay struct {
 
 func newRelay(t testing.TB, filter func(f []byte) []byte) (host, device *uartemu.Port) {
 	t.Helper()
-	h1, d1 := uartemu.New(uartemu.Symmetric(uartemu.Line{}))
-	h2, d2 := uartemu.New(uartemu.Symmetric(uartemu.Line{}))
+	h1, d1 := uartemu.New(uartemu.Symmetric(uartemu.Line{FlowControl: true}))
+	h2, d2 := uartemu.New(uartemu.Symmetric(uartemu.Line{FlowControl: true}))
 	r := &relay{}
 	r.wg.Go(func() { io.Copy(h2, d1) }) // host → device, untouched
 	r.wg.Go(func() {

@@ -471,3 +471,63 @@ func TestNetDialCanceled(t *testing.T) {
 	c.Close()
 	eventually(t, "no socket left", func() bool { return r.dev.Stats().Open == 0 })
 }
+
+// A device that stops answering fails the sockets with ENETDOWN; when it
+// answers again, what it still holds is reset and dials work.
+func TestNetDeviceSilent(t *testing.T) {
+	t.Parallel()
+	r := newRigConfig(t, testBaud, Config{Deadline: 600 * time.Millisecond}, NetConfig{})
+	addr := tcpServer(t, echo)
+	ctx := ctxT(t, 20*time.Second)
+	c, err := r.n.DialContext(ctx, "tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r.dp.SetSilent(true)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = c.Read(make([]byte, 10))
+	if !errors.Is(err, syscall.ENETDOWN) {
+		t.Fatalf("read with the device silent: %v, want ENETDOWN", err)
+	}
+	var de *DownError
+	if !errors.As(err, &de) {
+		t.Errorf("%v is not a *DownError", err)
+	}
+	if r.dev.Stats().Open != 1 {
+		t.Errorf("the device holds %d sockets, want the 1 it never closed", r.dev.Stats().Open)
+	}
+	r.dp.SetSilent(false)
+	c2, err := r.n.DialContext(ctx, "tcp", addr.String())
+	if err != nil {
+		t.Fatalf("dial after the outage: %v", err)
+	}
+	defer c2.Close()
+	echoRoundTrip(t, c2, []byte("back"))
+	if n := r.dev.Stats().Open; n != 1 {
+		t.Errorf("the device holds %d sockets after the reset, want 1", n)
+	}
+	if r.n.Stats().DeviceDowns == 0 {
+		t.Error("DeviceDowns not counted")
+	}
+}
+
+// With no socket open, the ping's uptime reveals a reboot.
+func TestNetRebootSeenByPing(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, testBaud, NetConfig{PingEvery: 100 * time.Millisecond})
+	// A reboot shows only once the device has been up longer than it
+	// takes to boot and answer again.
+	time.Sleep(1500 * time.Millisecond)
+	if r.n.Stats().Ops[OpPing] < 2 || r.n.Stats().Reboots != 0 {
+		t.Fatal("a reboot seen before any")
+	}
+	if err := r.dev.Reboot(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the reboot noticed", func() bool { return r.n.Stats().Reboots == 1 })
+	time.Sleep(500 * time.Millisecond)
+	if n := r.n.Stats().Reboots; n != 1 {
+		t.Errorf("Reboots = %d, want 1", n)
+	}
+}

@@ -19,6 +19,15 @@ const (
 	workClose      // sock_close
 )
 
+var workNames = [...]string{workNone: "none", workWrite: "write", workRead: "read", workClose: "close"}
+
+func (w work) String() string {
+	if int(w) < len(workNames) {
+		return workNames[w]
+	}
+	return "work(?)"
+}
+
 // run is the scheduler: the only goroutine that calls the Client for a
 // Net. Each round it pings when due, then runs a queued job (open, dns,
 // wifi_status) or serves the next socket with work in round-robin order,
