@@ -210,8 +210,14 @@ func opErr(op, network, address string, err error) error {
 		host, _, _ := net.SplitHostPort(address)
 		err = &net.DNSError{Err: "no such host: " + re.Detail, Name: host, IsNotFound: true}
 	}
-	return &net.OpError{Op: op, Net: network, Addr: &hostAddr{network: network, host: address}, Err: err}
+	return &net.OpError{Op: op, Net: network, Addr: stringAddr{network, address}, Err: err}
 }
+
+// stringAddr is an address as the caller wrote it.
+type stringAddr struct{ network, s string }
+
+func (a stringAddr) Network() string { return a.network }
+func (a stringAddr) String() string  { return a.s }
 
 // isDNSFailure reports whether the device could not resolve a name.
 func isDNSFailure(re *RemoteError) bool {

@@ -531,3 +531,54 @@ func TestNetRebootSeenByPing(t *testing.T) {
 		t.Errorf("Reboots = %d, want 1", n)
 	}
 }
+
+// A name the device cannot resolve: *net.DNSError with IsNotFound, from a
+// lookup and from a dial. (Offline, the emulator's resolver fails too.)
+func TestNetDNSNotFound(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, testBaud, NetConfig{})
+	ctx := ctxT(t, 20*time.Second)
+	const name = "no-such-host.invalid"
+	_, err := r.n.LookupNetIP(ctx, "ip", name)
+	var de *net.DNSError
+	if !errors.As(err, &de) || !de.IsNotFound || de.Name != name {
+		t.Errorf("lookup: %v, want a *net.DNSError IsNotFound", err)
+	}
+	_, err = r.n.DialContext(ctx, "tcp", name+":80")
+	if !errors.As(err, &de) || !de.IsNotFound {
+		t.Errorf("dial: %v, want a *net.DNSError IsNotFound", err)
+	}
+	if n := r.dev.Stats().Open; n != 0 {
+		t.Errorf("%d sockets left on the device", n)
+	}
+}
+
+// The proxies take these methods as plain func values.
+func TestNetSignatures(t *testing.T) {
+	var n *Net
+	var _ func(context.Context, string, string) (net.Conn, error) = n.DialContext
+	var _ func(context.Context, string, string) (net.Listener, error) = n.Listen
+	var _ func(context.Context, string, string) (net.PacketConn, error) = n.ListenPacket
+	var _ func(context.Context, string, string) ([]netip.Addr, error) = n.LookupNetIP
+	var _ interface{ CloseWrite() error } = (*Conn)(nil)
+}
+
+// With small frames, writes are split and reads sized to fit them.
+func TestNetSmallFrames(t *testing.T) {
+	t.Parallel()
+	r := newRigConfig(t, testBaud, Config{MaxFrame: 600}, NetConfig{})
+	addr := tcpServer(t, echo)
+	c, err := r.n.DialContext(ctxT(t, 20*time.Second), "tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	echoRoundTrip(t, c, randomBytes(20<<10))
+	s := r.n.Stats()
+	if s.Ops[OpSockSend] < (20<<10)/(600-sendOverhead) {
+		t.Errorf("%d sock_sends for 20 KiB in frames of 600 bytes", s.Ops[OpSockSend])
+	}
+	if bad := r.c.Stats().BadFrames; len(bad) != 0 {
+		t.Errorf("bad frames %v", bad)
+	}
+}

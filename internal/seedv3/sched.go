@@ -251,8 +251,8 @@ func (n *Net) idle(s *sock) {
 	n.count(func(st *NetStats) { st.EmptyPolls++ })
 }
 
-// active resets a socket's backoff: data came, or it wrote (an answer is
-// likely soon).
+// active resets a socket's backoff after data came (or a connection was
+// accepted).
 func (s *sock) active() {
 	s.backoff = 0
 	s.nextPoll = time.Now()
