@@ -2,7 +2,6 @@ package seedv3
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"sync"
@@ -253,5 +252,3 @@ func isType(f []byte, t frame.V3Type) bool {
 	h, _, err := frame.ParseV3(f)
 	return err == nil && h.Type == t
 }
-
-var errTest = errors.New("test")
