@@ -5,7 +5,10 @@
 //
 //   - Decode and Append, the seed's CBOR dialect (major type 6 is a tuple).
 //   - Client, the host side of the RPC over a serial port: one call at a
-//     time, REQ resent every 200 ms until its RESP, every RESP ACKed.
+//     time, REQ resent every 200 ms until its RESP, every RESP ACKed. The
+//     period counts from the later of the last copy and the last byte
+//     heard, so a long RESP still arriving (8 KiB take 89 ms at 921600
+//     baud) is not asked for a second time.
 //   - Net, the network through the board with the standard library's
 //     signatures (DialContext, DialTLS, Listen, ListenPacket, LookupNetIP),
 //     driven by one scheduler that polls the device's sockets.
