@@ -22,7 +22,12 @@ func (n *Net) failAll(err error) {
 // device is away, and its sockets with it. When it answers again, a
 // sock_reset clears what it may still hold.
 func (n *Net) linkDown(err error) {
-	n.log.Warn().Err(err).Msg("seedv3: ESP32 not answering; failing its sockets")
+	if n.down {
+		n.log.Debug().Err(err).Msg("seedv3: ESP32 still not answering")
+	} else {
+		n.log.Warn().Err(err).Msg("seedv3: ESP32 not answering; failing its sockets")
+	}
+	n.down = true
 	n.failAll(err)
 	n.needReset = true
 	n.havePing = false

@@ -45,6 +45,7 @@ type Net struct {
 	lastUp     int64     // uptime in the last ping
 	lastPingAt time.Time // when its RESP arrived
 	needReset  bool      // sock_reset before the next open
+	down       bool      // the last call got no RESP before its deadline
 
 	statsMu sync.Mutex
 	stats   NetStats

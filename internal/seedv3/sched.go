@@ -101,8 +101,14 @@ func (n *Net) call(ctx context.Context, op string, args map[string]any) (any, er
 	n.count(func(s *NetStats) { s.Ops[op]++ })
 	r, err := n.c.Call(ctx, op, args)
 	var de *DownError
-	if errors.As(err, &de) {
+	switch {
+	case errors.As(err, &de):
 		n.linkDown(err)
+	case err == nil || errors.As(err, new(*RemoteError)):
+		if n.down {
+			n.log.Info().Msg("seedv3: ESP32 answering again")
+		}
+		n.down = false
 	}
 	return r, err
 }
