@@ -269,12 +269,15 @@ func (lp *loop) inFlight(seq uint16) bool {
 
 func (lp *loop) onFrame(f rxFrame) {
 	c := lp.l.c
-	lp.lastRecv = f.at
 	switch f.h.Type {
 	case frame.Hello:
+		// HELLOs do not restart the dead timer (docs/protocol.md §5.6,
+		// §15.1 rule 2): a peer that ended its session alone keeps
+		// sending them, and must not be taken for a live session.
 		lp.onHello(f.payload, f.at)
 		return
 	case frame.Data, frame.Ack:
+		lp.lastRecv = f.at
 	default:
 		c.drop(DropBadType)
 		return
