@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"net"
@@ -37,6 +38,7 @@ import (
 	"github.com/uartproxy/uartproxy/internal/link"
 	"github.com/uartproxy/uartproxy/internal/message"
 	"github.com/uartproxy/uartproxy/internal/mux"
+	"github.com/uartproxy/uartproxy/internal/seedv3"
 	"github.com/uartproxy/uartproxy/internal/serialport"
 	"github.com/uartproxy/uartproxy/internal/testbed"
 	"github.com/uartproxy/uartproxy/internal/uartemu"
@@ -50,6 +52,11 @@ type Config struct {
 	// Emulate runs an emulated ESP32 in this process, on an emulated line
 	// paced at Port.Baud, in place of a serial port.
 	Emulate bool
+	// Protocol is what the device speaks: ProtocolAuto (the default) tells
+	// uartproxy's firmware from the seed's v3 firmware each time the port
+	// is opened; ProtocolNative or ProtocolV3 skip the probe. With
+	// Emulate, auto means native.
+	Protocol string
 	// EmulatedMaxStreams, with Emulate, is how many streams the emulated
 	// ESP32 holds at once; 0 keeps the ESP32-C3's 16.
 	EmulatedMaxStreams int
@@ -142,14 +149,16 @@ type Status struct {
 	// LastError is why the port was last lost or could not be opened.
 	LastError string
 	// Peer is the device's HELLO while State is StateUp.
-	Peer    message.Hello
-	Baud    int
-	RTSCTS  bool
-	Info    message.Info // last INFO answer; zero until one arrived
-	InfoAt  time.Time
-	Opens   uint64 // times the port was opened
-	Losses  uint64 // times an open port was lost (unplugged)
-	Reboots uint64 // device restarts seen (new session id from the device)
+	Peer   message.Hello
+	Baud   int
+	RTSCTS bool
+	// Protocol is ProtocolNative or ProtocolV3 once known.
+	Protocol string
+	Info     message.Info // last INFO answer; zero until one arrived
+	InfoAt   time.Time
+	Opens    uint64 // times the port was opened
+	Losses   uint64 // times an open port was lost (unplugged)
+	Reboots  uint64 // device restarts seen (new session id from the device)
 }
 
 // Uplink is the host's lasting connection to its ESP32.
@@ -159,10 +168,11 @@ type Uplink struct {
 	stop chan struct{}
 	done chan struct{}
 
-	mu      sync.Mutex
-	dev     device
-	changed chan struct{} // closed and replaced when dev or the state changes
-	status  Status
+	mu       sync.Mutex
+	dev      device
+	changed  chan struct{} // closed and replaced when dev or the state changes
+	status   Status
+	warnedV3 bool // the v3 limits were logged (once per Uplink)
 	// Counters of devices that were closed, so Stats is cumulative.
 	pastLink link.Stats
 	pastMux  mux.Stats
@@ -444,7 +454,14 @@ func (u *Uplink) run() {
 }
 
 func (u *Uplink) open() (device, error) {
+	proto := u.cfg.Protocol
+	if proto == "" {
+		proto = ProtocolAuto
+	}
 	if u.cfg.Emulate {
+		if proto == ProtocolV3 {
+			return u.openEmulatedV3()
+		}
 		o := testbed.Clean(u.cfg.Port.Baud)
 		if !u.cfg.Port.FlowControl {
 			o.Line = uartemu.Symmetric(uartemu.Line{Baud: u.cfg.Port.Baud})
@@ -462,6 +479,31 @@ func (u *Uplink) open() (device, error) {
 		return &nativeDevice{s: b.Host, l: b.HostLink, flow: b.HostPort.FlowControl,
 			close: func() error { b.Close(); return nil }, rebootFn: b.Device.Reboot}, nil
 	}
+	if proto == ProtocolAuto {
+		pc := u.cfg.Port
+		pc.ReadTimeout = probeEvery / 2
+		p, err := serialport.Open(pc)
+		if err != nil {
+			return nil, err
+		}
+		proto, err = probe(p)
+		p.Close()
+		if err != nil {
+			return nil, err
+		}
+		u.log.Debug().Str("protocol", proto).Msg("device protocol detected")
+	}
+	if proto == ProtocolV3 {
+		port, err := serialport.Open(u.cfg.Port)
+		if err != nil {
+			return nil, err
+		}
+		var rw io.ReadWriteCloser = port
+		if u.cfg.Mirror != nil {
+			rw = capture.NewTap(port, u.cfg.Mirror).(io.ReadWriteCloser)
+		}
+		return newV3Device(rw, port.FlowControl(), rw.Close, u.log), nil
+	}
 	h, err := hostlink.Open(hostlink.Config{Port: u.cfg.Port, Logger: u.log, Mirror: u.cfg.Mirror})
 	if err != nil {
 		return nil, err
@@ -469,13 +511,43 @@ func (u *Uplink) open() (device, error) {
 	return &nativeDevice{s: h.Session(), l: h.Link(), flow: h.Port().FlowControl, close: h.Close}, nil
 }
 
+// openEmulatedV3 runs the seed v3 board emulator on an emulated line.
+func (u *Uplink) openEmulatedV3() (device, error) {
+	hp, dp := uartemu.New(uartemu.Symmetric(uartemu.Line{Baud: u.cfg.Port.Baud, FlowControl: u.cfg.Port.FlowControl}))
+	dc := seedv3.DefaultDeviceConfig()
+	dc.Logger = u.log.With().Str("device", "seed v3 emulator").Logger()
+	dev, err := seedv3.NewDevice(dp, dc)
+	if err != nil {
+		hp.Close()
+		dp.Close()
+		return nil, err
+	}
+	d := newV3Device(hp, u.cfg.Port.FlowControl, func() error {
+		hp.Close()
+		dev.Close()
+		return dp.Close()
+	}, u.log)
+	d.rebootFn = dev.Reboot
+	return d, nil
+}
+
 // watch runs while dev is open. It returns true when Close was called.
 func (u *Uplink) watch(dev device) bool {
+	proto := ProtocolNative
+	if _, ok := dev.(*v3Device); ok {
+		proto = ProtocolV3
+	}
 	u.mu.Lock()
 	u.dev = dev
 	u.status.Opens++
 	u.status.RTSCTS = dev.FlowControl()
+	u.status.Protocol = proto
 	u.mu.Unlock()
+	if proto == ProtocolV3 && !u.warnedV3 {
+		u.warnedV3 = true
+		u.log.Warn().Strs("limits", V3Limits).
+			Msg("the device runs the seed's v3 firmware: serving what v3 allows; flash uartproxy's firmware for full speed and these features")
+	}
 	u.setState(func(s *Status) { s.State = StateConnecting })
 	u.log.Info().Str("port", u.deviceName()).Int("baud", u.cfg.Port.Baud).Bool("rtscts", dev.FlowControl()).
 		Msg("serial port open; waiting for the ESP32's HELLO")
