@@ -39,6 +39,7 @@ type serveFlags struct {
 	MaxClients   int
 	DrainTimeout time.Duration
 	Mirror       string
+	Protocol     string
 }
 
 func (f *serveFlags) addTo(cmd *cobra.Command) {
@@ -54,6 +55,8 @@ func (f *serveFlags) addTo(cmd *cobra.Command) {
 	fs.StringVar(&f.Config, "config", "", "YAML config file (default "+config.DefaultPath+" if it exists)")
 	fs.IntVar(&f.MaxClients, "max-clients", 0, "most client connections at once across forwards and SOCKS5 (default 256)")
 	fs.DurationVar(&f.DrainTimeout, "drain-timeout", 0, "on SIGTERM, how long active clients may finish (default 10s)")
+	addEnum(cmd, fs, &f.Protocol, "protocol", config.ProtocolAuto, "what the ESP32 runs: uartproxy's firmware (native), the seed's original v3 firmware (v3), or auto to tell them apart at start-up",
+		config.ProtocolAuto, config.ProtocolNative, config.ProtocolV3)
 	fs.StringVar(&f.Mirror, "mirror", "", "record the serial line's traffic to this pcapng file, for 'uartproxy sniff --file' (with --port)")
 	cmd.MarkFlagFilename("config", "yaml", "yml")
 	cmd.MarkFlagFilename("mirror", "pcapng")
@@ -102,6 +105,9 @@ func (f *serveFlags) load(cmd *cobra.Command, log zerolog.Logger) (config.Config
 	}
 	if changed("flow") {
 		cfg.Flow = f.serial.Flow
+	}
+	if changed("protocol") {
+		cfg.Protocol = f.Protocol
 	}
 	if changed("local") {
 		for _, spec := range f.Local {

@@ -21,6 +21,7 @@ type Config struct {
 	Emulate   bool      `yaml:"emulate"`   // run an emulated ESP32 in-process instead of a port
 	Baud      int       `yaml:"baud"`      // line rate in bit/s
 	Flow      string    `yaml:"flow"`      // hardware flow control: "rtscts" or "none"
+	Protocol  string    `yaml:"protocol"`  // what the device speaks: "auto", "native" or "v3"
 	Forwards  []string  `yaml:"forwards"`  // local forwards, -L specs
 	Reverse   []string  `yaml:"reverse"`   // remote forwards, -R specs
 	SOCKS5    SOCKS5    `yaml:"socks5"`    // SOCKS5 proxy
@@ -106,6 +107,10 @@ const (
 	FlowRTSCTS = "rtscts"
 	FlowNone   = "none"
 
+	ProtocolAuto   = "auto"
+	ProtocolNative = "native"
+	ProtocolV3     = "v3"
+
 	ActionAllow = "allow"
 	ActionDeny  = "deny"
 
@@ -116,6 +121,7 @@ const (
 
 var (
 	flows      = []string{FlowRTSCTS, FlowNone}
+	protocols  = []string{ProtocolAuto, ProtocolNative, ProtocolV3}
 	logLevels  = []string{"trace", "debug", "info", "warn", "error"}
 	logFormats = []string{LogAuto, LogConsole, LogJSON}
 )
@@ -125,8 +131,9 @@ var (
 // except the forwards given.
 func Default() Config {
 	return Config{
-		Baud: 921600,
-		Flow: FlowRTSCTS,
+		Baud:     921600,
+		Flow:     FlowRTSCTS,
+		Protocol: ProtocolAuto,
 		SOCKS5: SOCKS5{
 			UDP:  true,
 			Bind: true,

@@ -24,6 +24,7 @@ func TestDefault(t *testing.T) {
 	want := Config{
 		Baud:      921600,
 		Flow:      "rtscts",
+		Protocol:  "auto",
 		SOCKS5:    SOCKS5{UDP: true, Bind: true},
 		DNS:       DNS{TTL: Duration(60 * time.Second)},
 		Limits:    Limits{MaxClients: 256, ConnectTimeout: Duration(15 * time.Second), HandshakeTimeout: Duration(10 * time.Second), UDPIdleTimeout: Duration(60 * time.Second)},
@@ -106,6 +107,7 @@ func fullConfig() Config {
 		Port:     "/dev/ttyACM0",
 		Baud:     460800,
 		Flow:     "none",
+		Protocol: "auto",
 		Forwards: []string{"8080:example.com:80", "127.0.0.1:5300:1.1.1.1:53/udp", "[::1]:8443:example.com:443"},
 		Reverse:  []string{"2222:127.0.0.1:22"},
 		SOCKS5:   SOCKS5{Listen: "127.0.0.1:1080", AuthFile: "/etc/uartproxy/users"},
@@ -180,7 +182,7 @@ func TestParseErrors(t *testing.T) {
 		want       string // the whole error
 	}{
 		{"unknown top-level key", "port: /dev/ttyUSB0\nsock5:\n  listen: 127.0.0.1:1080\n",
-			`config.yaml:2: sock5: unknown key (did you mean "socks5"?); known keys at the top level: port, emulate, baud, flow, forwards, reverse, socks5, dns, metrics, limits, access, shutdown, reconnect, log`},
+			`config.yaml:2: sock5: unknown key (did you mean "socks5"?); known keys at the top level: port, emulate, baud, flow, protocol, forwards, reverse, socks5, dns, metrics, limits, access, shutdown, reconnect, log`},
 		{"unknown nested key", "socks5:\n  listen: 127.0.0.1:1080\n  password: hunter2\n",
 			`config.yaml:3: socks5.password: unknown key; known keys in socks5: listen, auth_file, udp, bind`},
 		{"unknown rule key", "access:\n  rules:\n    - action: allow\n      host: example.com\n",

@@ -25,6 +25,7 @@
 //	UARTPROXY_EMULATE        emulate (true/false, 1/0, yes/no, on/off); true alone also clears port
 //	UARTPROXY_BAUD           baud
 //	UARTPROXY_FLOW           flow (rtscts or none)
+//	UARTPROXY_PROTOCOL       protocol (auto, native or v3)
 //	UARTPROXY_FORWARDS       forwards: specs separated by commas or white space, replacing the file's list
 //	UARTPROXY_REVERSE        reverse: likewise
 //	UARTPROXY_SOCKS5         socks5.listen ("off" turns the proxy off)

@@ -94,6 +94,7 @@ func (c *Config) ApplyEnv(getenv func(string) string) error {
 	}
 	integer("UARTPROXY_BAUD", "baud", &n.Baud)
 	str("UARTPROXY_FLOW", "flow", &n.Flow)
+	str("UARTPROXY_PROTOCOL", "protocol", &n.Protocol)
 	list("UARTPROXY_FORWARDS", "forwards", &n.Forwards)
 	list("UARTPROXY_REVERSE", "reverse", &n.Reverse)
 	listen("UARTPROXY_SOCKS5", "socks5.listen", &n.SOCKS5.Listen)

@@ -37,6 +37,9 @@ func (c *Config) Validate() error {
 	if c.Baud < MinBaud || c.Baud > MaxBaud {
 		add(c.errf("baud", c.Baud, "%d is out of range; want %d to %d (e.g. 921600)", c.Baud, MinBaud, MaxBaud))
 	}
+	if !slices.Contains(protocols, c.Protocol) {
+		add(c.errf("protocol", c.Protocol, "%q is not one of %s", c.Protocol, strings.Join(protocols, ", ")))
+	}
 	if !slices.Contains(flows, c.Flow) {
 		add(c.errf("flow", c.Flow, "%q is not one of %s", c.Flow, strings.Join(flows, ", ")))
 	}

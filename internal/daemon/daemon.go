@@ -130,6 +130,7 @@ func (d *Daemon) Start() error {
 	uc := uplink.DefaultConfig()
 	uc.Port = serialport.Config{Path: cfg.Port, Baud: cfg.Baud, FlowControl: cfg.Flow != "none"}
 	uc.Emulate = cfg.Emulate
+	uc.Protocol = cfg.Protocol
 	uc.EmulatedMaxStreams = d.opts.EmulatedMaxStreams
 	uc.Mirror = d.opts.Mirror
 	uc.MinBackoff, uc.MaxBackoff = time.Duration(cfg.Reconnect.MinBackoff), time.Duration(cfg.Reconnect.MaxBackoff)
@@ -411,9 +412,9 @@ func (d *Daemon) Reload() error {
 	d.notify.reloading()
 	defer func() { d.notify.ready(d.statusLine()) }()
 	old := d.cfg
-	if cfg.Port != old.Port || cfg.Baud != old.Baud || cfg.Flow != old.Flow || cfg.Emulate != old.Emulate {
-		d.log.Warn().Msg("reload: port, baud, flow and emulate changes take effect after a restart")
-		cfg.Port, cfg.Baud, cfg.Flow, cfg.Emulate = old.Port, old.Baud, old.Flow, old.Emulate
+	if cfg.Port != old.Port || cfg.Baud != old.Baud || cfg.Flow != old.Flow || cfg.Emulate != old.Emulate || cfg.Protocol != old.Protocol {
+		d.log.Warn().Msg("reload: port, baud, flow, protocol and emulate changes take effect after a restart")
+		cfg.Port, cfg.Baud, cfg.Flow, cfg.Emulate, cfg.Protocol = old.Port, old.Baud, old.Flow, old.Emulate, old.Protocol
 	}
 	d.policy.Store(p)
 	d.creds.Store(creds)

@@ -62,9 +62,13 @@ type Health struct {
 	LastError string    `json:"last_error,omitempty"`
 	Firmware  string    `json:"firmware,omitempty"`
 	Model     string    `json:"model,omitempty"`
-	Protocol  string    `json:"protocol"`
-	Streams   int64     `json:"streams_open"`
-	Clients   int64     `json:"clients_active"`
+	// Protocol is "native" (uartproxy's firmware) or "v3" (the seed's),
+	// empty until the device answered.
+	Protocol string `json:"protocol,omitempty"`
+	// Limits lists what the device's firmware cannot do (v3 only).
+	Limits  []string `json:"limits,omitempty"`
+	Streams int64    `json:"streams_open"`
+	Clients int64    `json:"clients_active"`
 }
 
 // healthz answers 200 while the device handshake is up, 503 otherwise,
@@ -76,7 +80,10 @@ func (d *Daemon) healthz(w http.ResponseWriter, _ *http.Request) {
 	h := Health{
 		Status: "ok", State: st.State.String(), Device: st.Device, Since: st.Since.UTC(),
 		LastError: st.LastError, Firmware: st.Peer.Firmware, Model: st.Info.Model,
-		Protocol: "uartproxy", Streams: ms.StreamsOpen, Clients: active,
+		Protocol: st.Protocol, Streams: ms.StreamsOpen, Clients: active,
+	}
+	if st.Protocol == uplink.ProtocolV3 {
+		h.Limits = uplink.V3Limits
 	}
 	code := http.StatusOK
 	if st.State != uplink.StateUp || !d.up.Up() {
