@@ -50,8 +50,14 @@ func (c *Conn) Read(p []byte) (int, error) {
 		case expired(s.rdl):
 			s.mu.Unlock()
 			return 0, os.ErrDeadlineExceeded
+		case expired(s.lingerEnd()):
+			s.mu.Unlock()
+			return 0, io.EOF
 		}
 		dl := s.rdl
+		if le := s.lingerEnd(); !le.IsZero() && (dl.IsZero() || le.Before(dl)) {
+			dl = le
+		}
 		s.mu.Unlock()
 		s.wait(s.rnotify, dl)
 		s.mu.Lock()
@@ -107,10 +113,41 @@ func (c *Conn) Close() error {
 	return nil
 }
 
-// CloseWrite returns nil and does nothing: v3 has no half-close (no
-// shutdown op), so the peer sees the end of the stream only when the
-// connection is closed.
-func (c *Conn) CloseWrite() error { return nil }
+// HalfCloseLinger is how long a Conn keeps reading after CloseWrite while
+// nothing arrives (see CloseWrite).
+const HalfCloseLinger = 5 * time.Second
+
+// CloseWrite stands in for a half-close, which v3 cannot do (it has no
+// shutdown op): the peer sees the end of the stream only when the
+// connection is closed. So that a relay whose client has finished sending
+// does not wait forever on a peer that is waiting for more (an HTTP server
+// keeping the connection alive), Read keeps delivering what arrives and
+// reports io.EOF once nothing has arrived for HalfCloseLinger; the caller
+// then closes the connection. A peer that answers within that time after
+// the last byte is served in full.
+func (c *Conn) CloseWrite() error {
+	s := c.s
+	s.mu.Lock()
+	if s.wrClosed.IsZero() {
+		s.wrClosed = time.Now()
+	}
+	s.mu.Unlock()
+	notify(s.rnotify)
+	return nil
+}
+
+// lingerEnd is when a half-closed conn's Read reports io.EOF; zero if
+// CloseWrite was not called. s.mu is held.
+func (s *sock) lingerEnd() time.Time {
+	if s.wrClosed.IsZero() {
+		return time.Time{}
+	}
+	last := s.wrClosed
+	if s.lastRx.After(last) {
+		last = s.lastRx
+	}
+	return last.Add(HalfCloseLinger)
+}
 
 // LocalAddr returns the address the connection is from, as far as the
 // host knows: v3 has no getsockname, so a dialed connection reports

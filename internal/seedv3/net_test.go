@@ -582,3 +582,50 @@ func TestNetSmallFrames(t *testing.T) {
 		t.Errorf("bad frames %v", bad)
 	}
 }
+
+// TestCloseWriteLinger: v3 cannot half-close, so after CloseWrite a Conn
+// still delivers what the peer sends and then reports io.EOF once the peer
+// has been silent for HalfCloseLinger, so a relay ends even when the peer
+// keeps the connection open (an HTTP server waiting for the next request).
+func TestCloseWriteLinger(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits HalfCloseLinger")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	served := make(chan struct{})
+	defer func() { close(done); <-served }()
+	go func() {
+		defer close(served)
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		buf := make([]byte, 5)
+		io.ReadFull(c, buf)
+		time.Sleep(time.Second) // answers after the client's CloseWrite
+		c.Write([]byte("world"))
+		<-done // then keeps the connection open
+	}()
+	r := newRig(t, testBaud, NetConfig{})
+	c, err := r.n.DialContext(context.Background(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("hello"))
+	c.(*Conn).CloseWrite()
+	start := time.Now()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "world" {
+		t.Fatalf("ReadAll = %q, %v; want the answer, then EOF", got, err)
+	}
+	if took := time.Since(start); took > 2*HalfCloseLinger {
+		t.Fatalf("EOF after %v, want about %v after the last byte", took, HalfCloseLinger)
+	}
+}

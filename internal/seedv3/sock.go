@@ -55,6 +55,9 @@ type sock struct {
 	remoteOK bool  // the device still has the sid (sock_close is due at Close)
 	eof      bool
 	rbuf     bytes.Buffer // conn: received, not yet read
+	// conn: CloseWrite was called at wrClosed; lastRx is when data last
+	// arrived. See Conn.CloseWrite.
+	wrClosed, lastRx time.Time
 	wq       bytes.Buffer // conn: written, not yet sent
 	dgrams   []datagram   // packet: received
 	sendq    []*outDgram  // packet: to send

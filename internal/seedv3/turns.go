@@ -101,6 +101,9 @@ func (n *Net) connRead(t turn) {
 	if len(data) > 0 || eof {
 		s.mu.Lock()
 		s.rbuf.Write(data)
+		if len(data) > 0 {
+			s.lastRx = time.Now()
+		}
 		s.eof = s.eof || eof
 		s.mu.Unlock()
 		notify(s.rnotify)
