@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/uartproxy/uartproxy/internal/benchrun"
+	"github.com/uartproxy/uartproxy/internal/config"
 	"github.com/uartproxy/uartproxy/internal/emulator"
 	"github.com/uartproxy/uartproxy/internal/hostlink"
 	"github.com/uartproxy/uartproxy/internal/serialport"
@@ -37,6 +38,7 @@ type benchFlags struct {
 	Drop      float64
 	BurstRate float64
 	SweepBaud []int
+	Protocol  string
 }
 
 func (f *benchFlags) addTo(cmd *cobra.Command) {
@@ -49,6 +51,8 @@ func (f *benchFlags) addTo(cmd *cobra.Command) {
 	fs.Float64Var(&f.BER, "ber", 0, "with --emulate: bit error rate of the line, e.g. 1e-5")
 	fs.Float64Var(&f.Drop, "drop", 0, "with --emulate: probability that each byte is lost on the wire")
 	fs.Float64Var(&f.BurstRate, "burst-rate", 0, "with --emulate: probability per byte that an error burst starts")
+	addEnum(cmd, fs, &f.Protocol, "protocol", config.ProtocolNative, "what the device runs: uartproxy's firmware (native) or the seed's original v3 firmware (v3, with --emulate only), to see what switching gains",
+		config.ProtocolNative, config.ProtocolV3)
 	fs.IntSliceVar(&f.SweepBaud, "sweep-baud", nil, "measure at each of these rates in turn (with each --flow), switching both ends safely, e.g. 115200,460800,921600,1500000,3000000")
 }
 
@@ -78,6 +82,12 @@ func (f *benchFlags) Validate(cmd *cobra.Command) error {
 		return usageErrorf("say what to measure: --port PATH for a board (see 'uartproxy ports'), or --emulate for an emulated ESP32")
 	case f.serial.Port != "" && f.Emulate:
 		return usageErrorf("--port and --emulate exclude each other: measure a board or the emulator, not both")
+	case f.Protocol == config.ProtocolV3 && !f.Emulate:
+		return usageErrorf("bench --protocol v3 needs --emulate: a v3 board has no test services, so bench would need a host it can reach; use serve --protocol v3 with real traffic instead")
+	case f.Protocol == config.ProtocolV3 && len(f.SweepBaud) > 0:
+		return usageErrorf("--sweep-baud does not work with --protocol v3: the seed's v3 firmware cannot switch its baud rate; run bench once per --baud instead")
+	case f.Protocol == config.ProtocolV3 && len(f.serial.Flows) > 1:
+		return usageErrorf("--flow %s measures a sweep, which --protocol v3 cannot do: give one --flow", strings.Join(f.serial.Flows, ","))
 	}
 	if err := f.serial.Validate(); err != nil {
 		return err
@@ -110,7 +120,7 @@ func (f *benchFlags) Validate(cmd *cobra.Command) error {
 func newBenchCmd() *cobra.Command {
 	var f benchFlags
 	cmd := &cobra.Command{
-		Use:   "bench (--port PATH | --emulate)",
+		Use:   "bench (--port PATH | --emulate [--protocol v3])",
 		Short: "Measure the link: round trip, goodput each way, errors",
 		Long: `Measure the link to a device with its test endpoints (no Wi-Fi needed),
 one phase after the other, each for --duration after a short warm-up:
@@ -129,10 +139,17 @@ the device's.
 
 --emulate measures an emulated ESP32 in this process over an emulated line
 paced at --baud, which --ber, --drop and --burst-rate can impair; --port
-measures a board running the uartproxy firmware.`,
+measures a board running the uartproxy firmware.
+
+--protocol v3 --emulate measures an emulated board running the seed's
+original v3 firmware instead, on the same emulated line, to show what
+switching firmware gains. A v3 board has no test endpoints: bench runs
+"echo", "discard" and "source" on 127.0.0.1 and reaches them through the
+board, and ECHO is a v3 ping carrying the payload.`,
 		Example: `  uartproxy bench --port /dev/ttyUSB0 --baud 921600
   uartproxy bench --emulate --baud 921600 --ber 1e-5
-  uartproxy bench --emulate --flow none --duration 10s --csv > bench.csv`,
+  uartproxy bench --emulate --flow none --duration 10s --csv > bench.csv
+  uartproxy bench --emulate --protocol v3 --baud 1400000`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.Validate(cmd); err != nil {
 				return err
@@ -148,15 +165,23 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 	log := loggerFor(cmd)
 	ctx := cmd.Context()
 	o := benchrun.Options{Duration: f.Duration, Flow: f.serial.Flow}
-	var target benchrun.Switcher
-	if f.Emulate {
+	var target benchrun.Target
+	switch {
+	case f.Protocol == config.ProtocolV3:
+		v3, err := benchrun.NewV3Target(benchrun.V3Options{Line: f.emulatedLine(), Logger: log})
+		if err != nil {
+			return fmt.Errorf("start the emulated v3 board: %w", err)
+		}
+		defer v3.Close()
+		target, o.Target = v3, f.emulatedName()
+	case f.Emulate:
 		bed, err := testbed.New(f.bedOptions(log))
 		if err != nil {
 			return fmt.Errorf("start the emulated ESP32: %w", err)
 		}
 		defer bed.Close()
 		target, o.Target = benchrun.BedTarget(bed), f.emulatedName()
-	} else {
+	default:
 		h, err := f.openHost(ctx, log)
 		if err != nil {
 			return err
@@ -167,7 +192,7 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 			o.Flow = flowNone
 		}
 	}
-	log.Info().Str("target", o.Target).Int("baud", f.serial.Baud).Str("flow", o.Flow).
+	log.Info().Str("target", o.Target).Str("protocol", f.Protocol).Int("baud", f.serial.Baud).Str("flow", o.Flow).
 		Dur("duration", f.Duration).Msg("measuring")
 
 	asJSON, _ := cmd.Flags().GetBool(flagJSON)
@@ -176,12 +201,12 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 		bar = &benchBar{w: cmd.ErrOrStderr()}
 	}
 	if f.sweeping() {
-		sw, err := benchrun.Sweep(ctx, target, f.sweepSteps(), o, bar.update)
+		sw, err := benchrun.Sweep(ctx, target.(benchrun.Switcher), f.sweepSteps(), o, bar.update)
 		bar.finish()
 		if err != nil {
 			return err
 		}
-		return printerFor(cmd).Result(sw, func(w io.Writer) {
+		return printerFor(cmd).Result(benchSweepResult{f.Protocol, sw}, func(w io.Writer) {
 			if f.CSV {
 				writeSweepCSV(w, sw)
 			} else {
@@ -194,19 +219,45 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 	if err != nil {
 		return err
 	}
-	return printerFor(cmd).Result(rep, func(w io.Writer) {
+	if f.Protocol == config.ProtocolV3 {
+		rep.Verdict = v3Verdict(rep.Verdict)
+	}
+	return printerFor(cmd).Result(benchResult{f.Protocol, rep}, func(w io.Writer) {
 		if f.CSV {
 			writeBenchCSV(w, rep)
 		} else {
-			writeBenchTable(w, rep)
+			writeBenchTable(w, rep, f.Protocol)
 		}
 	})
+}
+
+// benchResult is bench's JSON: the report with the protocol measured.
+type benchResult struct {
+	Protocol string `json:"protocol"` // native or v3
+	benchrun.Report
+}
+
+// benchSweepResult is a sweep's JSON with the protocol measured.
+type benchSweepResult struct {
+	Protocol string `json:"protocol"`
+	benchrun.SweepReport
+}
+
+// benchIdleHint is how benchrun's verdict explains a line that sat idle;
+// for v3 the cause is another.
+const benchIdleHint = "the line sat idle; the host or the device does not keep it busy (CPU load, the USB adapter's latency timer)"
+
+// v3Verdict replaces the verdict's explanation of an idle line by v3's own
+// reason; a verdict without it is returned as it is.
+func v3Verdict(v string) string {
+	return strings.Replace(v, benchIdleHint,
+		"v3 is a stop-and-wait RPC, one operation per round trip and every read a poll, so both ways at once share one turn; uartproxy's firmware (--protocol native) keeps the line busy both ways", 1)
 }
 
 // bedOptions returns the in-process stack of --emulate.
 func (f *benchFlags) bedOptions(log zerolog.Logger) testbed.Options {
 	flow := f.serial.Flow == flowRTSCTS
-	l := uartemu.Line{Baud: f.serial.Baud, FlowControl: flow, BER: f.BER, DropRate: f.Drop, BurstRate: f.BurstRate}
+	l := f.emulatedLine()
 	dc := emulator.DefaultConfig()
 	dc.Baud = f.serial.Baud
 	dc.Logger = log.With().Str("device", "emulator").Logger()
@@ -220,6 +271,11 @@ func (f *benchFlags) bedOptions(log zerolog.Logger) testbed.Options {
 	return o
 }
 
+// emulatedLine is the line of --emulate, each way.
+func (f *benchFlags) emulatedLine() uartemu.Line {
+	return uartemu.Line{Baud: f.serial.Baud, FlowControl: f.serial.Flow == flowRTSCTS, BER: f.BER, DropRate: f.Drop, BurstRate: f.BurstRate}
+}
+
 // emulatedName describes the emulated line for the report.
 func (f *benchFlags) emulatedName() string {
 	var imp []string
@@ -231,10 +287,14 @@ func (f *benchFlags) emulatedName() string {
 			imp = append(imp, fmt.Sprintf("%s %g", p.name, p.v))
 		}
 	}
-	if len(imp) == 0 {
-		return "emulated ESP32, clean line"
+	name := "emulated ESP32"
+	if f.Protocol == config.ProtocolV3 {
+		name = "emulated ESP32 with the seed's v3 firmware"
 	}
-	return "emulated ESP32, " + strings.Join(imp, ", ")
+	if len(imp) == 0 {
+		return name + ", clean line"
+	}
+	return name + ", " + strings.Join(imp, ", ")
 }
 
 // openHost opens --port and waits for the handshake.
@@ -329,7 +389,7 @@ var benchRowLabel = map[string]string{
 }
 
 // writeBenchTable prints the report for people: a table and the verdict.
-func writeBenchTable(w io.Writer, r benchrun.Report) {
+func writeBenchTable(w io.Writer, r benchrun.Report, protocol string) {
 	fmt.Fprintf(w, "%s at %d baud (ceiling %s B/s), flow control %s; each phase %v after %v of warm-up\n",
 		r.Target, r.Baud, thousands(r.LineRate), r.Flow, seconds(r.Duration), seconds(r.Warmup))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -359,7 +419,10 @@ func writeBenchTable(w io.Writer, r benchrun.Report) {
 		}
 	}
 	tw.Flush()
-	if !r.DeviceCounters {
+	switch {
+	case protocol == config.ProtocolV3:
+		fmt.Fprintln(w, "(protocol v3: dev - as the v3 emulator's counters are not collected; uploads are counted as the board reports them sent; retx = REQs resent per call)")
+	case !r.DeviceCounters:
 		fmt.Fprintln(w, "(dev -: the board's own counters cannot be seen from here; uploads are counted as the host sends them)")
 	}
 	fmt.Fprintf(w, "verdict: %s\n", r.Verdict)

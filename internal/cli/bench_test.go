@@ -119,6 +119,46 @@ func TestBenchEmulateJSON(t *testing.T) {
 	}
 }
 
+// TestBenchEmulateV3 measures the seed's v3 board emulator.
+func TestBenchEmulateV3(t *testing.T) {
+	out, _, err := run(t, NewRoot(), append(benchArgs, "--protocol", "v3", "--json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Protocol string `json:"protocol"`
+		benchrun.Report
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("%v in %q", err, out)
+	}
+	checkBenchReport(t, r.Report, false)
+	if r.Protocol != "v3" || r.Target != "emulated ESP32 with the seed's v3 firmware, clean line" {
+		t.Errorf("protocol %q, target %q", r.Protocol, r.Target)
+	}
+	for _, p := range r.Phases[1:] {
+		for _, g := range []*benchrun.Goodput{p.Up, p.Down} {
+			if g != nil && g.Bytes <= 0 {
+				t.Errorf("%s: goodput %+v, want bytes moved", p.Name, *g)
+			}
+		}
+	}
+	if up := r.Phases[1].Up; up == nil || up.CountedAt != benchrun.CountedHostSent {
+		t.Errorf("upload %+v, want it counted as sent", up)
+	}
+	if strings.Contains(r.Verdict, "USB adapter") {
+		t.Errorf("verdict %q blames the adapter for v3's idle line", r.Verdict)
+	}
+
+	out, _, err = run(t, NewRoot(), append(benchArgs, "--json")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, `"protocol":"native"`) {
+		t.Errorf("native report without its protocol: %s", out)
+	}
+}
+
 // TestBenchEmulateCSV also runs without flow control, with bit errors.
 func TestBenchEmulateCSV(t *testing.T) {
 	out, _, err := run(t, NewRoot(), append(benchArgs, "--csv", "--flow", "none", "--ber", "1e-5")...)
@@ -280,6 +320,10 @@ func TestBenchFlags(t *testing.T) {
 		{"bad flow", []string{"--emulate", "--flow", "xonxoff"}, `invalid argument "xonxoff" for "--flow" flag: want a comma-separated list of rtscts, none`},
 		{"json and csv", []string{"--emulate", "--json", "--csv"}, "--json and --csv exclude each other"},
 		{"stray argument", []string{"--emulate", "extra"}, `"uartproxy bench" takes no arguments`},
+		{"v3 with port", []string{"--protocol", "v3", "--port", notAFile}, "bench --protocol v3 needs --emulate: a v3 board has no test services"},
+		{"v3 sweep", []string{"--protocol", "v3", "--emulate", "--sweep-baud", "921600,1400000"}, "--sweep-baud does not work with --protocol v3"},
+		{"v3 flow sweep", []string{"--protocol", "v3", "--emulate", "--flow", "rtscts,none"}, "--flow rtscts,none measures a sweep, which --protocol v3 cannot do"},
+		{"bad protocol", []string{"--emulate", "--protocol", "auto"}, `invalid argument "auto" for "--protocol" flag: want one of native, v3`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
