@@ -206,7 +206,7 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 		if err != nil {
 			return err
 		}
-		return printerFor(cmd).Result(benchSweepResult{f.Protocol, sw}, func(w io.Writer) {
+		return printerFor(cmd).Result(benchSweepResult{SweepReport: sw, Protocol: f.Protocol}, func(w io.Writer) {
 			if f.CSV {
 				writeSweepCSV(w, sw)
 			} else {
@@ -222,7 +222,7 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 	if f.Protocol == config.ProtocolV3 {
 		rep.Verdict = v3Verdict(rep.Verdict)
 	}
-	return printerFor(cmd).Result(benchResult{f.Protocol, rep}, func(w io.Writer) {
+	return printerFor(cmd).Result(benchResult{Report: rep, Protocol: f.Protocol}, func(w io.Writer) {
 		if f.CSV {
 			writeBenchCSV(w, rep)
 		} else {
@@ -233,14 +233,18 @@ func runBench(cmd *cobra.Command, f *benchFlags) error {
 
 // benchResult is bench's JSON: the report with the protocol measured.
 type benchResult struct {
-	Protocol string `json:"protocol"` // native or v3
+	// The report's fields come first, so the JSON begins as it did before
+	// the protocol was added.
 	benchrun.Report
+	Protocol string `json:"protocol"` // native or v3
 }
 
 // benchSweepResult is a sweep's JSON with the protocol measured.
 type benchSweepResult struct {
-	Protocol string `json:"protocol"`
+	// The report's fields come first, so the JSON begins as it did before
+	// the protocol was added.
 	benchrun.SweepReport
+	Protocol string `json:"protocol"`
 }
 
 // benchIdleHint is how benchrun's verdict explains a line that sat idle;
