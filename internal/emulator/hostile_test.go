@@ -76,6 +76,14 @@ func (r *rawHost) send(msgs ...message.Message) {
 	}
 }
 
+// kick wakes the link as send does, in case it has more room now.
+func (r *rawHost) kick() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
 func (r *rawHost) messages() []message.Message {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -198,6 +206,7 @@ func TestHostileHost(t *testing.T) {
 	// failure, say which reset is missing.
 	deadline = time.Now().Add(30 * time.Second)
 	for !(protoReset(999999) && protoReset(overflow) && protoReset(echo) && protoReset(reuse)) {
+		h.kick()
 		if time.Now().After(deadline) {
 			for _, m := range h.messages() {
 				if m.SID == echo || m.SID == reuse {
