@@ -113,6 +113,98 @@ func waitFor(t *testing.T, what string, within time.Duration, f func() bool) {
 	}
 }
 
+// TestHostileRules breaks the stream rules: each gets a RESET with code
+// protocol. The raw host cannot split a message, and a session's first
+// frames are mid-sized (the sizer's prior, docs/protocol.md §6.5a), so
+// every message stays under the smallest frame: a 1.5 KB one once waited
+// forever behind that limit, which looked like a stalled link.
+func TestHostileRules(t *testing.T) {
+	hp, dp := uartemu.New(uartemu.Symmetric(uartemu.Line{Baud: 3000000, FlowControl: true}))
+	dev, err := New(dp, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	h := &rawHost{wake: make(chan struct{}, 1), up: make(chan link.Session, 4)}
+	hc := link.DefaultConfig()
+	hc.Hello.Baud = 3000000
+	hl, err := link.New(hp, hc, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hl.Close()
+	select {
+	case <-h.up:
+	case <-time.After(3 * time.Second):
+		t.Fatal("no handshake")
+	}
+	for i := 0; i < 3; i++ {
+		h.send(message.Message{Type: message.TypeOpen, SID: uint32(2*i + 1), Kind: message.KindService, Host: "echo", Window: 1024})
+	}
+	waitFor(t, "three streams open", 10*time.Second, func() bool {
+		return h.count(func(m message.Message) bool { return m.Type == message.TypeOpenOK }) == 3
+	})
+	// Which 16 OPENs won a slot depends on scheduling (each is served in
+	// its own goroutine): break the rules on streams that are open.
+	var opened []uint32
+	for _, m := range h.messages() {
+		if m.Type == message.TypeOpenOK {
+			opened = append(opened, m.SID)
+		}
+	}
+	slices.Sort(opened)
+	overflow, reuse, echo := opened[0], opened[1], opened[2]
+
+	// Rule breaking (each stream has an 8 KiB window on the device side).
+	h.send(
+		message.Message{Type: message.TypeData, SID: 999999, Data: []byte("who?")},                     // unknown sid
+		message.Message{Type: message.TypeCredit, SID: overflow, Increment: 0x7fffffff},                // credit overflow
+		message.Message{Type: message.TypeData, SID: reuse, Data: make([]byte, 100)},                   // fine
+		message.Message{Type: message.TypeOpen, SID: reuse, Kind: message.KindTCP, Host: "x", Port: 1}, // sid reuse
+	)
+	big := make([]byte, 100) // under the smallest frame, as above
+	// Echo on stream echo answers into a 1 KiB host window we never refill.
+	// It can absorb at most its 8 KiB receive window, its 8 KiB send
+	// buffer, our 1 KiB credit and one read (≤ 8 KiB) in hand: about
+	// 25 KiB. 60 KB exceeds the credit we were given, whatever the timing.
+	for i := 0; i < 600; i++ {
+		h.send(message.Message{Type: message.TypeData, SID: echo, Data: big})
+	}
+	protoReset := func(sid uint32) bool {
+		return h.count(func(m message.Message) bool {
+			return m.Type == message.TypeReset && m.Code == message.CodeProtocol && m.SID == sid
+		}) > 0
+	}
+	// 30 s: a deadline for a hang, generous for a loaded CI machine; on
+	// failure, say which reset is missing.
+	deadline := time.Now().Add(30 * time.Second)
+	for !(protoReset(999999) && protoReset(overflow) && protoReset(echo) && protoReset(reuse)) {
+		h.kick()
+		if time.Now().After(deadline) {
+			for _, m := range h.messages() {
+				if m.SID == echo || m.SID == reuse {
+					if m.Type != message.TypeData {
+						t.Logf("sid %d: %v code %v %q", m.SID, m.Type, m.Code, m.Reason)
+					}
+				}
+			}
+			h.mu.Lock()
+			queued := len(h.out)
+			h.mu.Unlock()
+			h.mu.Lock()
+			if len(h.out) > 0 {
+				t.Logf("first queued message: %d bytes", len(h.out[0]))
+			}
+			h.mu.Unlock()
+			t.Logf("host queue %d messages; device mux %+v; device link %+v", queued, dev.Session().Stats(), dev.Link().Stats())
+			t.Fatalf("protocol resets after 30 s: unknown sid %v, credit overflow (sid %d) %v, over-credit data (sid %d) %v, sid reuse (sid %d) %v (host link %+v)",
+				protoReset(999999), overflow, protoReset(overflow), echo, protoReset(echo), reuse, protoReset(reuse), hl.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+}
+
 func TestHostileHost(t *testing.T) {
 	hp, dp := uartemu.New(uartemu.Symmetric(uartemu.Line{Baud: 3000000, FlowControl: true}))
 	dev, err := New(dp, DefaultConfig())
@@ -166,63 +258,6 @@ func TestHostileHost(t *testing.T) {
 	}
 	if g := runtime.NumGoroutine() - goroutines; g > 4*DefaultConfig().MaxStreams {
 		t.Fatalf("%d new goroutines for %d streams", g, DefaultConfig().MaxStreams)
-	}
-
-	// Which 16 OPENs won a slot depends on scheduling (each is served in
-	// its own goroutine): break the rules on streams that are open.
-	var opened []uint32
-	for _, m := range h.messages() {
-		if m.Type == message.TypeOpenOK {
-			opened = append(opened, m.SID)
-		}
-	}
-	slices.Sort(opened)
-	overflow, reuse, echo := opened[0], opened[1], opened[2]
-
-	// Rule breaking (each stream has an 8 KiB window on the device side).
-	h.send(
-		message.Message{Type: message.TypeData, SID: 999999, Data: []byte("who?")},                     // unknown sid
-		message.Message{Type: message.TypeCredit, SID: overflow, Increment: 0x7fffffff},                // credit overflow
-		message.Message{Type: message.TypeData, SID: reuse, Data: make([]byte, 1500)},                  // fine
-		message.Message{Type: message.TypeOpen, SID: reuse, Kind: message.KindTCP, Host: "x", Port: 1}, // sid reuse
-	)
-	// rawHost cannot split a message, and the link's frame size can shrink
-	// to 128 bytes after losses (protocol.md §6.5a): keep each message
-	// under that, or the queue stalls behind it.
-	big := make([]byte, 100)
-	// Echo on stream echo answers into a 1 KiB host window we never refill.
-	// It can absorb at most its 8 KiB receive window, its 8 KiB send
-	// buffer, our 1 KiB credit and one read (≤ 8 KiB) in hand: about
-	// 25 KiB. 60 KB exceeds the credit we were given, whatever the timing.
-	for i := 0; i < 600; i++ {
-		h.send(message.Message{Type: message.TypeData, SID: echo, Data: big})
-	}
-	protoReset := func(sid uint32) bool {
-		return h.count(func(m message.Message) bool {
-			return m.Type == message.TypeReset && m.Code == message.CodeProtocol && m.SID == sid
-		}) > 0
-	}
-	// 30 s: a deadline for a hang, generous for a loaded CI machine; on
-	// failure, say which reset is missing.
-	deadline = time.Now().Add(30 * time.Second)
-	for !(protoReset(999999) && protoReset(overflow) && protoReset(echo) && protoReset(reuse)) {
-		h.kick()
-		if time.Now().After(deadline) {
-			for _, m := range h.messages() {
-				if m.SID == echo || m.SID == reuse {
-					if m.Type != message.TypeData {
-						t.Logf("sid %d: %v code %v %q", m.SID, m.Type, m.Code, m.Reason)
-					}
-				}
-			}
-			h.mu.Lock()
-			queued := len(h.out)
-			h.mu.Unlock()
-			t.Logf("host queue %d messages; device mux %+v; device link %+v", queued, dev.Session().Stats(), dev.Link().Stats())
-			t.Fatalf("protocol resets after 30 s: unknown sid %v, credit overflow (sid %d) %v, over-credit data (sid %d) %v, sid reuse (sid %d) %v (host link %+v)",
-				protoReset(999999), overflow, protoReset(overflow), echo, protoReset(echo), reuse, protoReset(reuse), hl.Stats())
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 
 	// Oversized and corrupted frames straight onto the wire.
