@@ -22,8 +22,7 @@ var files embed.FS
 // FS returns the firmware files, rooted at the board's filesystem root.
 func FS() fs.FS { return files }
 
-// Paths lists the firmware files in a stable order: directories' files
-// after top-level ones, each sorted.
+// Paths lists the firmware files, sorted by path.
 func Paths() []string {
 	var out []string
 	fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
