@@ -15,6 +15,7 @@ import (
 	"github.com/uartproxy/uartproxy/internal/message"
 	"github.com/uartproxy/uartproxy/internal/seedv3"
 	"github.com/uartproxy/uartproxy/internal/uartemu"
+	"github.com/uartproxy/uartproxy/internal/uplink"
 )
 
 // V3Options configures NewV3Target.
@@ -174,18 +175,7 @@ func (t *V3Target) Echo(ctx context.Context, p []byte) ([]byte, error) {
 // reason. REQs sent for the first time count as DATA frames, so that the
 // retransmission rate is resends per call.
 func (t *V3Target) LinkStats() link.Stats {
-	s := t.c.Stats()
-	ls := link.Stats{
-		TxFrames: s.FramesOut, RxFrames: s.FramesIn, TxBytes: s.BytesOut, RxBytes: s.BytesIn,
-		TxData: s.Requests, RxData: s.Responses,
-		Retransmits: s.Resends, Timeouts: s.Timeouts, Established: t.c.Err() == nil,
-		Dropped: map[string]uint64{}, MaxPayload: t.c.MaxFrame(), Window: 1,
-		PeerRestarts: t.n.Stats().Reboots,
-	}
-	for r, n := range s.BadFrames {
-		ls.Dropped[r] += n
-	}
-	return ls
+	return uplink.V3LinkStats(t.c, t.n, t.c.Err() == nil)
 }
 
 // BytesSent counts the payload the board reports sent for us.

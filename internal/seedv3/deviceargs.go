@@ -49,6 +49,18 @@ func bytesArg(args map[string]any, key string) ([]byte, bool) {
 }
 
 // timeoutArg returns timeout_ms as a duration (default when absent).
+// recvArgs reads sock_recv's and sock_recvfrom's n and timeout_ms.
+func recvArgs(args map[string]any) (n int64, timeout time.Duration, oe *opError) {
+	if n, oe = intArg(args, "n", defaultRecvN); oe != nil {
+		return 0, 0, oe
+	}
+	if n < 0 || n > maxRecvN {
+		return 0, 0, fail(CodeInvalidParameter, "n")
+	}
+	timeout, oe = timeoutArg(args)
+	return n, timeout, oe
+}
+
 func timeoutArg(args map[string]any) (time.Duration, *opError) {
 	ms, oe := intArg(args, "timeout_ms", defaultOpTimeMS)
 	if oe != nil {

@@ -315,14 +315,7 @@ func (d *Device) opSockRecv(_ context.Context, args map[string]any) (any, *opErr
 	if oe != nil {
 		return nil, oe
 	}
-	n, oe := intArg(args, "n", defaultRecvN)
-	if oe != nil {
-		return nil, oe
-	}
-	if n < 0 || n > maxRecvN {
-		return nil, fail(CodeInvalidParameter, "n")
-	}
-	timeout, oe := timeoutArg(args)
+	n, timeout, oe := recvArgs(args)
 	if oe != nil {
 		return nil, oe
 	}
@@ -519,14 +512,7 @@ func (d *Device) opSockRecvFrom(ctx context.Context, args map[string]any) (any, 
 	if oe != nil {
 		return nil, oe
 	}
-	n, oe := intArg(args, "n", defaultRecvN)
-	if oe != nil {
-		return nil, oe
-	}
-	if n < 0 || n > maxRecvN {
-		return nil, fail(CodeInvalidParameter, "n")
-	}
-	timeout, oe := timeoutArg(args)
+	n, timeout, oe := recvArgs(args)
 	if oe != nil {
 		return nil, oe
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -19,9 +20,12 @@ import (
 // scheduler goroutine makes every call to the Client; see the package
 // documentation for its policy.
 type Net struct {
-	c   *Client
-	cfg NetConfig
-	log zerolog.Logger
+	// lastAnswer is when the device last answered a call (Unix ns); read
+	// by LastAnswer from any goroutine.
+	lastAnswer atomic.Int64
+	c          *Client
+	cfg        NetConfig
+	log        zerolog.Logger
 
 	maxRecv, maxSend, maxDgram int // data per op, so that frames fit MaxFrame
 
@@ -227,6 +231,18 @@ func isDNSFailure(re *RemoteError) bool {
 	}
 	return re.Op == OpSockConnect && re.Code == CodeSockConnect &&
 		(containsFold(re.Detail, "EAI_") || containsFold(re.Detail, "-202") || containsFold(re.Detail, "getaddrinfo"))
+}
+
+// LastAnswer is when the device last answered a call, zero if it never
+// has. The scheduler pings every PingEvery, so while the device is
+// reachable this is never much older than that: a caller can tell a live
+// board from a silent one without calling it.
+func (n *Net) LastAnswer() time.Time {
+	ns := n.lastAnswer.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
 }
 
 // DialContext connects to address ("host:port") from the device:

@@ -105,6 +105,7 @@ func (n *Net) call(ctx context.Context, op string, args map[string]any) (any, er
 	case errors.As(err, &de):
 		n.linkDown(err)
 	case err == nil || errors.As(err, new(*RemoteError)):
+		n.lastAnswer.Store(time.Now().UnixNano())
 		if n.down {
 			n.log.Info().Msg("seedv3: ESP32 answering again")
 		}

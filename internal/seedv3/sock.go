@@ -58,13 +58,13 @@ type sock struct {
 	// conn: CloseWrite was called at wrClosed; lastRx is when data last
 	// arrived. See Conn.CloseWrite.
 	wrClosed, lastRx time.Time
-	wq       bytes.Buffer // conn: written, not yet sent
-	dgrams   []datagram   // packet: received
-	sendq    []*outDgram  // packet: to send
-	accepts  []*Conn      // listener: accepted, not yet taken
-	rnotify  chan struct{}
-	wnotify  chan struct{}
-	rdl, wdl time.Time
+	wq               bytes.Buffer // conn: written, not yet sent
+	dgrams           []datagram   // packet: received
+	sendq            []*outDgram  // packet: to send
+	accepts          []*Conn      // listener: accepted, not yet taken
+	rnotify          chan struct{}
+	wnotify          chan struct{}
+	rdl, wdl         time.Time
 }
 
 type datagram struct {

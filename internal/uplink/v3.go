@@ -33,11 +33,12 @@ const (
 	v3Model    = "ESP32 (seed v3)"
 )
 
-// v3 liveness: a ping every v3PingEvery; the board counts as up while the
-// last answer is younger than v3UpFor.
+// v3 liveness: the seedv3 scheduler pings the board every 2 s (and every
+// other call is an answer too); the board counts as up while its last
+// answer is younger than v3UpFor. v3Watch is how often that is looked at.
 const (
-	v3PingEvery = time.Second
-	v3UpFor     = 3500 * time.Millisecond
+	v3UpFor = 5 * time.Second
+	v3Watch = 100 * time.Millisecond
 )
 
 // v3Device drives a board running the seed's v3 firmware.
@@ -53,10 +54,10 @@ type v3Device struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 
-	mu     sync.Mutex
-	lastOK time.Time
-	err    error
-	upCh   chan struct{} // closed and replaced when the board answers after silence
+	mu    sync.Mutex
+	alive bool
+	err   error
+	upCh  chan struct{} // closed and replaced when the board answers after silence
 }
 
 func newV3Device(port io.ReadWriteCloser, flow bool, closePort func() error, log zerolog.Logger) *v3Device {
@@ -75,27 +76,26 @@ func newV3Device(port io.ReadWriteCloser, flow bool, closePort func() error, log
 		return closePort()
 	}
 	d.wg.Add(1)
-	go d.pinger()
+	go d.watch()
 	return d
 }
 
-// pinger keeps lastOK fresh and notices a lost port.
-func (d *v3Device) pinger() {
+// watch follows the board's liveness from the scheduler's own calls, and
+// notices a lost port. It calls nothing on the board: the seedv3 Net is
+// the one caller.
+func (d *v3Device) watch() {
 	defer d.wg.Done()
-	t := time.NewTicker(v3PingEvery)
+	t := time.NewTicker(v3Watch)
 	defer t.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), v3UpFor)
-		_, err := d.c.Ping(ctx)
-		cancel()
+		last := d.n.LastAnswer()
+		up := !last.IsZero() && time.Since(last) < v3UpFor
 		d.mu.Lock()
-		if err == nil {
-			if time.Since(d.lastOK) > v3UpFor {
-				close(d.upCh)
-				d.upCh = make(chan struct{})
-			}
-			d.lastOK = time.Now()
+		if up && !d.alive {
+			close(d.upCh)
+			d.upCh = make(chan struct{})
 		}
+		d.alive = up
 		d.mu.Unlock()
 		if cerr := d.c.Err(); cerr != nil {
 			d.mu.Lock()
@@ -115,7 +115,7 @@ func (d *v3Device) pinger() {
 func (d *v3Device) isUp() (bool, chan struct{}) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return !d.lastOK.IsZero() && time.Since(d.lastOK) < v3UpFor, d.upCh
+	return d.alive, d.upCh
 }
 
 func (d *v3Device) waitUp(ctx context.Context) error {
@@ -182,22 +182,28 @@ func (d *v3Device) info(ctx context.Context) (message.Info, error) {
 	return message.Info{Firmware: v3Firmware, Model: v3Model, WiFi: &state, IP: ip}, nil
 }
 
-// linkStats maps the v3 client's counters onto the link's, so the metrics
-// mean the same: frames and bytes on the wire, resends as retransmissions,
-// calls without an answer as timeouts, bad frames by reason.
 func (d *v3Device) linkStats() link.Stats {
-	s := d.c.Stats()
 	ok, _ := d.isUp()
+	return V3LinkStats(d.c, d.n, ok)
+}
+
+// V3LinkStats maps a v3 client's and Net's counters onto the link's, so
+// metrics and bench mean the same for both protocols: frames and bytes on
+// the wire, calls as DATA (requests out, responses in), resends as
+// retransmissions, calls without an answer as timeouts, bad frames by
+// reason, noticed reboots as peer restarts.
+func V3LinkStats(c *seedv3.Client, n *seedv3.Net, established bool) link.Stats {
+	s := c.Stats()
 	ls := link.Stats{
 		TxFrames: s.FramesOut, RxFrames: s.FramesIn, TxBytes: s.BytesOut, RxBytes: s.BytesIn,
-		Retransmits: s.Resends, Timeouts: s.Timeouts, Established: ok,
-		Dropped: map[string]uint64{}, MaxPayload: d.c.MaxFrame(), Window: 1,
+		TxData: s.Requests, RxData: s.Responses,
+		Retransmits: s.Resends, Timeouts: s.Timeouts, Established: established,
+		Dropped: map[string]uint64{}, MaxPayload: c.MaxFrame(), Window: 1,
+		PeerRestarts: n.Stats().Reboots,
 	}
-	for r, n := range s.BadFrames {
-		ls.Dropped[r] += n
+	for r, k := range s.BadFrames {
+		ls.Dropped[r] += k
 	}
-	ns := d.n.Stats()
-	ls.PeerRestarts = ns.Reboots
 	return ls
 }
 
